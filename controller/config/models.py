@@ -1,0 +1,253 @@
+"""Validated shapes of the files in configs/.
+
+Everything the controller reads from disk passes through these models once, at
+start, so the rest of the code can trust its inputs. Models are frozen: the
+configuration is not mutable state.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+INCIDENT_CATEGORIES = ("traffic_accident", "missing_person", "violent_crime", "fire", "other")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- city -------------------------------------------------------------------
+
+
+class District(Frozen):
+    name: str = Field(min_length=1)
+    code: str = Field(pattern=r"^[A-Z]{2}$")
+    population: int = Field(gt=0)
+    area_km2: float = Field(gt=0)
+    lat: Latitude
+    lon: Longitude
+
+
+class Airport(Frozen):
+    name: str
+    lat: Latitude
+    lon: Longitude
+    no_fly_radius_m: float = Field(gt=0)
+
+
+class City(Frozen):
+    name: str
+    timezone: str
+    seed: int
+    station_count: int = Field(gt=0, le=10000)
+    districts: tuple[District, ...] = Field(min_length=1)
+    airport: Airport
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+# --- stations ---------------------------------------------------------------
+
+
+class Shift(Frozen):
+    """A daily duty window in the city's local time; may wrap past midnight."""
+
+    start: time
+    end: time
+
+    def covers(self, local: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+
+class Pilot(Frozen):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=120)
+    shift: Shift
+
+
+class StationDrone(Frozen):
+    id: Identifier
+    model: Identifier
+
+
+class Station(Frozen):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    district: str
+    lat: Latitude
+    lon: Longitude
+    elevation_m: float = 10.0
+    drones: tuple[StationDrone, ...] = Field(min_length=1)
+    pilots: tuple[Pilot, ...] = ()
+
+    def on_duty(self, local: time) -> Pilot | None:
+        for pilot in self.pilots:
+            if pilot.shift.covers(local):
+                return pilot
+        return None
+
+
+class StationRoster(Frozen):
+    illustrative: bool = False
+    note: str = ""
+    stations: tuple[Station, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> StationRoster:
+        seen: set[str] = set()
+        for kind, ids in (
+            ("station", [s.id for s in self.stations]),
+            ("drone", [d.id for s in self.stations for d in s.drones]),
+            ("pilot", [p.id for s in self.stations for p in s.pilots]),
+        ):
+            seen.clear()
+            for ident in ids:
+                if ident in seen:
+                    raise ValueError(f"duplicate {kind} id {ident!r}")
+                seen.add(ident)
+        return self
+
+
+# --- drone models -----------------------------------------------------------
+
+
+class CameraIntrinsics(Frozen):
+    width: int = Field(gt=0, le=8192)
+    height: int = Field(gt=0, le=8192)
+    hfov_deg: float = Field(gt=1, lt=180)
+    focal_px: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _focal_matches_fov(self) -> CameraIntrinsics:
+        expected = (self.width / 2) / math.tan(math.radians(self.hfov_deg) / 2)
+        if abs(expected - self.focal_px) > 0.01 * expected:
+            raise ValueError(
+                f"focal_px {self.focal_px} disagrees with width {self.width} and hfov_deg "
+                f"{self.hfov_deg} (expected about {expected:.1f})"
+            )
+        return self
+
+
+class Cameras(Frozen):
+    visible: CameraIntrinsics
+    thermal: CameraIntrinsics | None = None
+
+
+class DroneModel(Frozen):
+    name: str
+    cruise_speed_ms: float = Field(gt=0, le=60)
+    max_speed_ms: float = Field(gt=0, le=80)
+    climb_rate_ms: float = Field(gt=0, le=20)
+    descent_rate_ms: float = Field(gt=0, le=20)
+    acceleration_ms2: float = Field(gt=0, le=20)
+    endurance_min: float = Field(gt=0, le=600)
+    battery_capacity_mah: int = Field(gt=0)
+    max_wind_ms: float = Field(gt=0, le=40)
+    cameras: Cameras
+
+    @model_validator(mode="after")
+    def _cruise_below_max(self) -> DroneModel:
+        if self.cruise_speed_ms > self.max_speed_ms:
+            raise ValueError(f"cruise_speed_ms {self.cruise_speed_ms} exceeds max_speed_ms {self.max_speed_ms}")
+        return self
+
+
+class DroneModelCatalog(Frozen):
+    models: dict[Identifier, DroneModel] = Field(min_length=1)
+
+
+# --- dispatch policy --------------------------------------------------------
+
+
+class DuplicateMerge(Frozen):
+    radius_m: float = Field(gt=0, le=10000)
+    window_s: float = Field(gt=0, le=86400)
+
+
+class LaunchDelay(Frozen):
+    standby: float = Field(ge=0, le=3600)
+    charging: float = Field(ge=0, le=3600)
+    landed: float = Field(ge=0, le=3600)
+
+
+class DispatchPolicy(Frozen):
+    offer_timeout_s: float = Field(default=30, gt=0, le=3600)
+    duplicate_merge: DuplicateMerge
+    battery_reserve_pct: float = Field(ge=0, lt=100)
+    transit_altitude_m: float = Field(gt=0, le=500)
+    launch_delay_s: LaunchDelay
+    time_on_scene_s: dict[str, float]
+
+    @field_validator("time_on_scene_s")
+    @classmethod
+    def _categories(cls, value: dict[str, float]) -> dict[str, float]:
+        if "default" not in value:
+            raise ValueError("needs a 'default' entry")
+        for key, seconds in value.items():
+            if key != "default" and key not in INCIDENT_CATEGORIES:
+                raise ValueError(f"unknown incident category {key!r}; known: {', '.join(INCIDENT_CATEGORIES)}")
+            if not 0 < seconds <= 6 * 3600:
+                raise ValueError(f"{key}: {seconds} s is outside 0..21600")
+        return value
+
+    def on_scene_seconds(self, category: str) -> float:
+        return self.time_on_scene_s.get(category, self.time_on_scene_s["default"])
+
+
+# --- no-fly zones (GeoJSON) -------------------------------------------------
+
+
+class NoFlyProperties(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+    id: Identifier
+    name: str
+    reason: str = ""
+
+
+class PolygonGeometry(Frozen):
+    type: Literal["Polygon"]
+    coordinates: tuple[tuple[tuple[float, float], ...], ...] = Field(min_length=1)
+
+    @field_validator("coordinates")
+    @classmethod
+    def _rings(cls, rings: tuple[tuple[tuple[float, float], ...], ...]):
+        for ring in rings:
+            if len(ring) < 4:
+                raise ValueError("a polygon ring needs at least 4 positions")
+            if ring[0] != ring[-1]:
+                raise ValueError("a polygon ring must be closed (first position == last)")
+            for lon, lat in ring:
+                if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                    raise ValueError(f"position [{lon}, {lat}] is not [lon, lat] in range")
+        return rings
+
+
+class NoFlyFeature(Frozen):
+    type: Literal["Feature"]
+    properties: NoFlyProperties
+    geometry: PolygonGeometry
+
+
+class NoFlyCollection(Frozen):
+    type: Literal["FeatureCollection"]
+    features: tuple[NoFlyFeature, ...]
+

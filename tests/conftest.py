@@ -1,0 +1,50 @@
+"""Fixtures for the controller tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from controller.api.app import create_app
+from controller.runtime import Runtime
+from controller.settings import Settings
+from tests import support
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    return support.copy_configs(tmp_path / "configs")
+
+
+def build_runtime(tmp_path: Path, config_dir: Path) -> Runtime:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'test.sqlite3'}", config_dir=config_dir, var_dir=tmp_path / "var"
+    )
+    return Runtime.build(settings, tokens=support.registry())
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, config_dir: Path) -> AsyncIterator[Runtime]:
+    rt = build_runtime(tmp_path, config_dir)
+    await rt.start()
+    try:
+        yield rt
+    finally:
+        await rt.stop()
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(runtime, manage_lifecycle=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+async def live_url(runtime: Runtime) -> AsyncIterator[str]:
+    async with support.serve(create_app(runtime, manage_lifecycle=False)) as url:
+        yield url

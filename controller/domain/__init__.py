@@ -1,0 +1,1 @@
+"""Domain model: drones, incidents and missions with explicit, timestamped state machines."""

@@ -1,0 +1,119 @@
+"""Live domain objects. Each owns a StateMachine; everything else is plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from controller.domain.state_machine import StateMachine
+from controller.domain.states import (
+    DRONE_TRANSITIONS,
+    INCIDENT_TRANSITIONS,
+    MISSION_TRANSITIONS,
+    OPEN_INCIDENT,
+    DroneState,
+    IncidentStatus,
+    MissionState,
+)
+
+
+@dataclass(slots=True)
+class CallerReport:
+    received_at: datetime
+    lat: float
+    lon: float
+    caller: str | None = None
+    text: str = ""
+
+
+@dataclass(slots=True)
+class Incident:
+    id: str
+    grade: int
+    category: str
+    lat: float
+    lon: float
+    created_at: datetime
+    created_by: str
+    machine: StateMachine[IncidentStatus]
+    address: str | None = None
+    description: str = ""
+    callers: int = 1
+    drones_requested: int = 1
+    updated_at: datetime | None = None
+    last_report_at: datetime | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+    #: Drones that declined, let the offer expire, or were aborted for this incident: never offered again.
+    excluded_drones: set[str] = field(default_factory=set)
+    #: Why the last dispatch pass found no drone (drone id -> reason); empty once offered.
+    queue_reasons: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, id: str, *, at: datetime, status: IncidentStatus = IncidentStatus.QUEUED, **kw) -> Incident:
+        machine = StateMachine("incident", id, status, INCIDENT_TRANSITIONS, at)
+        kw.setdefault("updated_at", at)
+        kw.setdefault("last_report_at", at)
+        return cls(id=id, created_at=at, machine=machine, **kw)
+
+    @property
+    def status(self) -> IncidentStatus:
+        return self.machine.state
+
+    @property
+    def is_open(self) -> bool:
+        return self.machine.state in OPEN_INCIDENT
+
+
+@dataclass(slots=True)
+class Mission:
+    id: str
+    incident_id: str
+    drone_id: str
+    station_id: str
+    machine: StateMachine[MissionState]
+    offered_at: datetime
+    expires_at: datetime
+    eta_s: float
+    distance_m: float
+    #: The drone's state before the offer, restored if the offer is declined, expires or is withdrawn.
+    drone_prior_state: DroneState
+    pilot_id: str | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def new(cls, id: str, *, at: datetime, state: MissionState = MissionState.OFFERED, **kw) -> Mission:
+        machine = StateMachine("mission", id, state, MISSION_TRANSITIONS, at)
+        kw.setdefault("updated_at", at)
+        return cls(id=id, machine=machine, offered_at=kw.pop("offered_at", at), **kw)
+
+    @property
+    def state(self) -> MissionState:
+        return self.machine.state
+
+
+@dataclass(slots=True)
+class Drone:
+    id: str
+    station_id: str
+    model: str
+    machine: StateMachine[DroneState]
+    battery_pct: float
+    lat: float
+    lon: float
+    alt_m: float = 0.0
+    mission_id: str | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def new(cls, id: str, *, at: datetime, state: DroneState = DroneState.STANDBY, **kw) -> Drone:
+        machine = StateMachine("drone", id, state, DRONE_TRANSITIONS, at)
+        kw.setdefault("updated_at", at)
+        return cls(id=id, machine=machine, **kw)
+
+    @property
+    def state(self) -> DroneState:
+        return self.machine.state

@@ -1,0 +1,79 @@
+"""The Dispatcher interface and the plain data it works on.
+
+The dispatch centre hands a dispatcher a snapshot (waiting incidents, every
+drone with its state) and gets decisions back; it never lets a dispatcher touch
+live objects. That keeps engines swappable and testable on hand-made layouts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from controller.config.models import DroneModel
+from controller.domain.states import DroneState
+
+
+@dataclass(frozen=True, slots=True)
+class DroneCandidate:
+    id: str
+    station_id: str
+    model_id: str
+    model: DroneModel
+    state: DroneState
+    battery_pct: float
+    lat: float
+    lon: float
+    #: East/north metres in the city's local frame (see controller.geo.LocalFrame).
+    x: float
+    y: float
+    pilot_on_duty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRequest:
+    id: str
+    grade: int
+    category: str
+    lat: float
+    lon: float
+    x: float
+    y: float
+    created_at: datetime
+    drones_needed: int = 1
+    excluded: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    drone_id: str
+    station_id: str
+    eta_s: float
+    distance_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do for one incident: offers to make (best first) and why other drones were ruled out."""
+
+    incident_id: str
+    assignments: tuple[Assignment, ...]
+    #: drone id -> reason, for the nearest drones that were not chosen (bounded in size).
+    ruled_out: Mapping[str, str] = field(default_factory=dict)
+    #: reason -> how many drones it ruled out, over the whole fleet.
+    ruled_out_counts: Mapping[str, int] = field(default_factory=dict)
+
+
+class Dispatcher(ABC):
+    """Decides offers for waiting incidents. Must be fast (called on every intake and release) and pure."""
+
+    @abstractmethod
+    def decide(
+        self,
+        incidents: Sequence[IncidentRequest],
+        drones: Sequence[DroneCandidate],
+        now: datetime,
+    ) -> list[Decision]:
+        """One Decision per incident, in the order the incidents should be served."""

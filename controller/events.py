@@ -1,0 +1,122 @@
+"""The event stream: every state change, numbered, fanned out to filtered subscribers.
+
+Durable events get their sequence number when the change is made and are
+published only after the change is committed, in commit order; a client that
+reconnects with the last number it saw gets everything after it, from memory or,
+for older numbers, from the database. Telemetry is ephemeral: no number, not
+replayed, superseded by the next sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int | None
+    ts: datetime
+    type: str
+    data: dict[str, Any]
+    incident_id: str | None = None
+    station_id: str | None = None
+    drone_id: str | None = None
+    mission_id: str | None = None
+    #: The incident's category, so audiences such as search teams can be filtered without a lookup.
+    category: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "ts": iso(self.ts),
+            "type": self.type,
+            "incident_id": self.incident_id,
+            "station_id": self.station_id,
+            "drone_id": self.drone_id,
+            "mission_id": self.mission_id,
+            "category": self.category,
+            "data": self.data,
+        }
+
+    def wire(self) -> str:
+        return json.dumps(self.as_dict(), separators=(",", ":"), default=str)
+
+
+#: Decides whether a subscriber receives an event.
+EventFilter = Callable[[Event], bool]
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A subscriber's bounded queue. Overflow ends the subscription; the client resumes by sequence number."""
+
+    accepts: EventFilter
+    queue: asyncio.Queue[tuple[Event, str] | None] = field(default_factory=lambda: asyncio.Queue(maxsize=20000))
+    overflowed: bool = False
+
+    def offer(self, event: Event, wire: str) -> None:
+        if self.overflowed or not self.accepts(event):
+            return
+        try:
+            self.queue.put_nowait((event, wire))
+        except asyncio.QueueFull:
+            self.overflowed = True
+            log.warning("event subscriber fell behind by %d events; closing it", self.queue.qsize())
+            self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+class EventBus:
+    def __init__(self, first_seq: int = 1, ring_size: int = 50_000) -> None:
+        self._next_seq = first_seq
+        self._ring: deque[Event] = deque(maxlen=ring_size)
+        self._subscribers: set[Subscription] = set()
+        self.last_published_seq = first_seq - 1
+
+    def stamp(self, type: str, data: dict[str, Any], ts: datetime, **ids: str | None) -> Event:
+        """Number a durable event now; publish it after its change commits."""
+        event = Event(self._next_seq, ts, type, data, **ids)
+        self._next_seq += 1
+        return event
+
+    def publish(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if event.seq is not None:
+                self._ring.append(event)
+                self.last_published_seq = event.seq
+            wire = event.wire()
+            for sub in self._subscribers:
+                sub.offer(event, wire)
+
+    def subscribe(self, accepts: EventFilter) -> Subscription:
+        sub = Subscription(accepts)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def replay_from_memory(self, since: int) -> list[Event] | None:
+        """Published events with seq > since, or None when the ring no longer reaches back that far."""
+        if since >= self.last_published_seq:
+            return []
+        if not self._ring or self._ring[0].seq > since + 1:  # type: ignore[operator]
+            return None
+        return [e for e in self._ring if e.seq > since]  # type: ignore[operator]

@@ -1,0 +1,88 @@
+"""Builds the running controller from Settings: config, database, dispatcher, tokens, dispatch centre.
+
+One object owns every long-lived part, starts them in order and stops them in
+reverse, so tests and the CLI start the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.auth import TokenError, TokenRegistry, generate_dev_tokens
+from controller.config import FleetConfig, load_config
+from controller.dispatch.nearest_eta import NearestEtaDispatcher
+from controller.dispatch_center import DispatchCenter
+from controller.settings import Settings
+from controller.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def _stop_process(message: str) -> None:
+    log.critical("stopping: %s", message)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def dev_tokens_path(settings: Settings) -> Path:
+    return settings.var_dir / "dev-tokens.json"
+
+
+def resolve_tokens(settings: Settings, config: FleetConfig) -> tuple[TokenRegistry, dict[str, Any] | None]:
+    """Configured tokens, or in --dev mode a persisted set of generated ones (returned for printing)."""
+    stations = {s.id for s in config.stations}
+    registry = TokenRegistry.from_environment(stations)
+    if registry is not None:
+        return registry, None
+    if not settings.dev:
+        raise SystemExit("no tokens configured: set DRONEFLEET_TOKENS_FILE or DRONEFLEET_TOKENS, or run with --dev")
+    path = dev_tokens_path(settings)
+    if path.exists():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            registry = TokenRegistry.from_document(doc, str(path), stations)
+            covered = {g.get("station_id") for g in doc["tokens"].values()}
+            if stations <= covered:
+                return registry, doc
+        except (ValueError, KeyError, TokenError) as exc:
+            log.warning("regenerating development tokens: %s", exc)
+    doc = generate_dev_tokens(sorted(stations))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    path.chmod(0o600)
+    return TokenRegistry.from_document(doc, str(path), stations), doc
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: FleetConfig
+    tokens: TokenRegistry
+    db: Database
+    center: DispatchCenter
+    dev_tokens: dict[str, Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, tokens: TokenRegistry | None = None) -> Runtime:
+        config = load_config(settings.config_dir)
+        dev_tokens = None
+        if tokens is None:
+            tokens, dev_tokens = resolve_tokens(settings, config)
+        if settings.database_url.startswith("sqlite:///"):
+            Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
+        center = DispatchCenter(config, db, NearestEtaDispatcher(config.policy), on_fatal=_stop_process)
+        return cls(settings, config, tokens, db, center, dev_tokens)
+
+    async def start(self) -> None:
+        await self.center.start()
+
+    async def stop(self) -> None:
+        await self.center.stop()
+        self.db.close()

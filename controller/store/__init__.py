@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 Core tables, one writer thread, and snapshot loading at start."""

@@ -1,0 +1,180 @@
+"""Conversions between live domain objects and table rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table
+
+from controller.domain.entities import CallerReport, Drone, Incident, Mission
+from controller.domain.state_machine import Transition
+from controller.domain.states import DroneState, IncidentStatus, MissionState
+from controller.events import Event
+from controller.store import schema
+
+
+def incident_row(inc: Incident) -> tuple[Table, dict[str, Any]]:
+    return schema.incidents, {
+        "id": inc.id,
+        "grade": inc.grade,
+        "category": inc.category,
+        "status": inc.status.value,
+        "lat": inc.lat,
+        "lon": inc.lon,
+        "address": inc.address,
+        "description": inc.description,
+        "callers": inc.callers,
+        "drones_requested": inc.drones_requested,
+        "created_at": inc.created_at,
+        "updated_at": inc.updated_at,
+        "last_report_at": inc.last_report_at,
+        "closed_at": inc.closed_at,
+        "close_reason": inc.close_reason,
+        "created_by": inc.created_by,
+    }
+
+
+def report_row(incident_id: str, rep: CallerReport) -> tuple[Table, dict[str, Any]]:
+    return schema.caller_reports, {
+        "incident_id": incident_id,
+        "received_at": rep.received_at,
+        "caller": rep.caller,
+        "text": rep.text,
+        "lat": rep.lat,
+        "lon": rep.lon,
+    }
+
+
+def mission_row(m: Mission) -> tuple[Table, dict[str, Any]]:
+    return schema.missions, {
+        "id": m.id,
+        "incident_id": m.incident_id,
+        "drone_id": m.drone_id,
+        "station_id": m.station_id,
+        "pilot_id": m.pilot_id,
+        "state": m.state.value,
+        "drone_prior_state": m.drone_prior_state.value,
+        "offered_at": m.offered_at,
+        "expires_at": m.expires_at,
+        "eta_s": m.eta_s,
+        "distance_m": m.distance_m,
+        "decided_at": m.decided_at,
+        "decided_by": m.decided_by,
+        "reason": m.reason,
+        "updated_at": m.updated_at,
+    }
+
+
+def drone_row(d: Drone) -> tuple[Table, dict[str, Any]]:
+    return schema.drones, {
+        "id": d.id,
+        "station_id": d.station_id,
+        "model": d.model,
+        "state": d.state.value,
+        "battery_pct": d.battery_pct,
+        "lat": d.lat,
+        "lon": d.lon,
+        "alt_m": d.alt_m,
+        "mission_id": d.mission_id,
+        "updated_at": d.updated_at,
+    }
+
+
+def transition_row(t: Transition) -> tuple[Table, dict[str, Any]]:
+    return schema.transitions, {
+        "entity": t.entity,
+        "entity_id": t.entity_id,
+        "from_state": t.from_state,
+        "to_state": t.to_state,
+        "at": t.at,
+        "reason": t.reason[:500],
+        "actor": t.actor[:64],
+    }
+
+
+def event_row(e: Event) -> tuple[Table, dict[str, Any]]:
+    return schema.events, {
+        "seq": e.seq,
+        "ts": e.ts,
+        "type": e.type,
+        "incident_id": e.incident_id,
+        "station_id": e.station_id,
+        "drone_id": e.drone_id,
+        "mission_id": e.mission_id,
+        "category": e.category,
+        "data": e.data,
+    }
+
+
+def incident_from_row(row: Any) -> Incident:
+    inc = Incident.new(
+        row.id,
+        at=row.created_at,
+        status=IncidentStatus(row.status),
+        grade=row.grade,
+        category=row.category,
+        lat=row.lat,
+        lon=row.lon,
+        created_by=row.created_by,
+        address=row.address,
+        description=row.description,
+        callers=row.callers,
+        drones_requested=row.drones_requested,
+        updated_at=row.updated_at,
+        last_report_at=row.last_report_at,
+        closed_at=row.closed_at,
+        close_reason=row.close_reason,
+    )
+    inc.machine.since = row.updated_at
+    return inc
+
+
+def mission_from_row(row: Any) -> Mission:
+    m = Mission.new(
+        row.id,
+        at=row.updated_at,
+        state=MissionState(row.state),
+        incident_id=row.incident_id,
+        drone_id=row.drone_id,
+        station_id=row.station_id,
+        pilot_id=row.pilot_id,
+        offered_at=row.offered_at,
+        expires_at=row.expires_at,
+        eta_s=row.eta_s,
+        distance_m=row.distance_m,
+        drone_prior_state=DroneState(row.drone_prior_state),
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+        reason=row.reason,
+    )
+    return m
+
+
+def drone_from_row(row: Any) -> Drone:
+    return Drone.new(
+        row.id,
+        at=row.updated_at,
+        state=DroneState(row.state),
+        station_id=row.station_id,
+        model=row.model,
+        battery_pct=row.battery_pct,
+        lat=row.lat,
+        lon=row.lon,
+        alt_m=row.alt_m,
+        mission_id=row.mission_id,
+        category=row.category,
+    )
+
+
+def event_from_row(row: Any) -> Event:
+    return Event(
+        seq=row.seq,
+        ts=row.ts,
+        type=row.type,
+        data=row.data,
+        incident_id=row.incident_id,
+        station_id=row.station_id,
+        drone_id=row.drone_id,
+        mission_id=row.mission_id,
+        category=row.category,
+    )

@@ -1,0 +1,143 @@
+"""Database tables. SQLite by default, PostgreSQL through DATABASE_URL; plain SQLAlchemy Core.
+
+The controller keeps live state in memory and writes every change here before it
+answers or announces it, so a killed process restarts with exactly what callers saw.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the backend does with time zones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("grade", Integer, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("address", String(300)),
+    Column("description", Text, nullable=False, default=""),
+    Column("callers", Integer, nullable=False),
+    Column("drones_requested", Integer, nullable=False, default=1),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_report_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime),
+    Column("close_reason", String(500)),
+    Column("created_by", String(64), nullable=False),
+)
+
+caller_reports = Table(
+    "caller_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(32), ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("caller", String(120)),
+    Column("text", Text, nullable=False, default=""),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+)
+
+missions = Table(
+    "missions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("incident_id", String(32), ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("drone_id", String(64), nullable=False, index=True),
+    Column("station_id", String(64), nullable=False, index=True),
+    Column("pilot_id", String(64)),
+    Column("state", String(16), nullable=False, index=True),
+    Column("drone_prior_state", String(16), nullable=False),
+    Column("offered_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("eta_s", Float, nullable=False),
+    Column("distance_m", Float, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", String(64)),
+    Column("reason", String(500)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+drones = Table(
+    "drones",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("station_id", String(64), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("battery_pct", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("alt_m", Float, nullable=False, default=0.0),
+    Column("mission_id", String(32)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entity", String(16), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("reason", String(500), nullable=False, default=""),
+    Column("actor", String(64), nullable=False),
+    Index("ix_transitions_entity", "entity", "entity_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("incident_id", String(32), index=True),
+    Column("station_id", String(64), index=True),
+    Column("drone_id", String(64)),
+    Column("mission_id", String(32)),
+    Column("category", String(32)),
+    Column("data", JSON, nullable=False),
+)

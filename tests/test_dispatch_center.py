@@ -1,0 +1,205 @@
+"""The dispatch centre's rules: offers, decline and expiry to the next drone, queueing, merging, closing."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from controller import geo
+from controller.auth import Principal, Role
+from controller.dispatch_center import NewIncident
+from controller.domain.errors import Conflict, Forbidden
+from controller.domain.state_machine import IllegalTransition
+from controller.domain.states import DroneState, IncidentStatus, MissionState
+from controller.runtime import Runtime
+from tests import support
+from tests.conftest import build_runtime
+
+CMD = Principal(Role.COMMANDER, "cmd")
+
+
+def near(rt: Runtime, station_id: str, north_m: float = 500.0) -> tuple[float, float]:
+    s = rt.config.station(station_id)
+    return geo.destination(s.lat, s.lon, 0.0, north_m)
+
+
+def pilot(station_id: str) -> Principal:
+    return Principal(Role.PILOT, f"p-{station_id}", station_id)
+
+
+def offered(rt: Runtime, incident_id: str):
+    return [m for m in rt.center.incident_missions(incident_id) if m.state is MissionState.OFFERED]
+
+
+async def new_incident(rt: Runtime, station=support.STATION_A, category="traffic_accident", grade=2, north=500.0, **kw):
+    lat, lon = near(rt, station, north)
+    inc, merged = await rt.center.create_incident(NewIncident(grade=grade, category=category, lat=lat, lon=lon, **kw), CMD)
+    return inc, merged
+
+
+async def test_offer_goes_to_the_nearest_station(runtime: Runtime) -> None:
+    inc, merged = await new_incident(runtime)
+    assert not merged and inc.status is IncidentStatus.OFFERED
+    (m,) = offered(runtime, inc.id)
+    assert m.station_id == support.STATION_A
+    assert runtime.center.drones[m.drone_id].state is DroneState.OFFERED
+    assert m.pilot_id is not None and m.pilot_id.startswith(support.STATION_A)
+    assert (m.expires_at - m.offered_at).total_seconds() == pytest.approx(30)
+
+
+async def test_decline_offers_the_next_best_drone(runtime: Runtime) -> None:
+    inc, _ = await new_incident(runtime)
+    (first,) = offered(runtime, inc.id)
+    await runtime.center.decline(first.id, pilot(first.station_id), "battery swap")
+    assert first.state is MissionState.DECLINED and first.reason == "battery swap"
+    assert runtime.center.drones[first.drone_id].state is DroneState.STANDBY
+    (second,) = offered(runtime, inc.id)
+    assert second.drone_id != first.drone_id
+    assert inc.status is IncidentStatus.OFFERED
+    # Declining again never comes back to the first drone.
+    await runtime.center.decline(second.id, pilot(second.station_id))
+    (third,) = offered(runtime, inc.id)
+    assert third.drone_id not in {first.drone_id, second.drone_id}
+
+
+async def test_expiry_offers_the_next_drone(tmp_path: Path) -> None:
+    cfg = support.copy_configs(tmp_path / "configs", offer_timeout_s=0.3)
+    rt = build_runtime(tmp_path, cfg)
+    await rt.start()
+    try:
+        inc, _ = await new_incident(rt)
+        (first,) = offered(rt, inc.id)
+        await asyncio.sleep(0.6)
+        assert first.state is MissionState.EXPIRED
+        assert first.reason == "no answer within 0.3 s"
+        assert rt.center.drones[first.drone_id].state is DroneState.STANDBY
+        nxt = [m for m in rt.center.incident_missions(inc.id) if m.id != first.id]
+        assert nxt and nxt[0].drone_id != first.drone_id
+        # The expired offer cannot be accepted any more.
+        with pytest.raises(IllegalTransition):
+            await rt.center.accept(first.id, pilot(first.station_id))
+    finally:
+        await rt.stop()
+
+
+async def test_accept_moves_mission_drone_and_incident(runtime: Runtime) -> None:
+    inc, _ = await new_incident(runtime)
+    (m,) = offered(runtime, inc.id)
+    await runtime.center.accept(m.id, pilot(m.station_id))
+    assert m.state is MissionState.ACCEPTED and m.decided_by == f"pilot:p-{m.station_id}"
+    assert runtime.center.drones[m.drone_id].state is DroneState.PREFLIGHT
+    assert inc.status is IncidentStatus.DISPATCHED
+
+
+async def test_pilot_of_another_station_is_refused_and_nothing_changes(runtime: Runtime) -> None:
+    inc, _ = await new_incident(runtime)
+    (m,) = offered(runtime, inc.id)
+    with pytest.raises(Forbidden):
+        await runtime.center.accept(m.id, pilot("NJ-GC-01"))
+    assert m.state is MissionState.OFFERED and inc.status is IncidentStatus.OFFERED
+
+
+async def test_illegal_transition_changes_nothing(runtime: Runtime) -> None:
+    inc, _ = await new_incident(runtime)
+    (m,) = offered(runtime, inc.id)
+    p = pilot(m.station_id)
+    await runtime.center.decline(m.id, p)
+    seq_before = runtime.center.bus.last_published_seq
+    with pytest.raises(IllegalTransition):
+        await runtime.center.accept(m.id, p)
+    assert m.state is MissionState.DECLINED
+    assert runtime.center.bus.last_published_seq == seq_before
+
+
+async def test_no_feasible_drone_queues_until_one_frees_up(tmp_path: Path) -> None:
+    # Everyone but station A's drones is in maintenance; A's two drones take two incidents, the third waits.
+    rt = build_runtime(tmp_path, support.copy_configs(tmp_path / "configs"))
+    await rt.start()
+    try:
+        admin = Principal(Role.ADMIN, "admin")
+        keep = set(d.id for d in rt.config.station(support.STATION_A).drones)
+        for drone_id in list(rt.center.drones):
+            if drone_id not in keep:
+                await rt.center.set_maintenance(drone_id, True, admin)
+        a, _ = await new_incident(rt, category="fire")
+        b, _ = await new_incident(rt, category="violent_crime")
+        c, _ = await new_incident(rt, category="other")
+        assert a.status is IncidentStatus.OFFERED and b.status is IncidentStatus.OFFERED
+        assert c.status is IncidentStatus.QUEUED
+        assert c.queue_reasons and all(r.startswith(("busy", "in maintenance")) for r in c.queue_reasons.values())
+        # Cancelling a frees its drone: c is offered at once.
+        await rt.center.close_incident(a.id, CMD, resolved=False, reason="false alarm")
+        assert c.status is IncidentStatus.OFFERED
+        (mc,) = offered(rt, c.id)
+        assert mc.station_id == support.STATION_A
+    finally:
+        await rt.stop()
+
+
+async def test_repeat_calls_merge_and_are_not_dispatched_twice(runtime: Runtime) -> None:
+    first, _ = await new_incident(runtime, category="fire", north=500)
+    again, merged = await new_incident(runtime, category="fire", north=650, caller="13800000000")
+    assert merged and again.id == first.id and first.callers == 2
+    assert len(runtime.center.incident_missions(first.id)) == 1
+    # A more urgent repeat call raises the grade.
+    _, merged = await new_incident(runtime, category="fire", grade=1, north=520)
+    assert merged and first.grade == 1 and first.callers == 3
+
+
+async def test_merge_rules_category_radius(runtime: Runtime) -> None:
+    first, _ = await new_incident(runtime, category="fire", north=500)
+    other_kind, merged = await new_incident(runtime, category="traffic_accident", north=500)
+    assert not merged and other_kind.id != first.id
+    far, merged = await new_incident(runtime, category="fire", north=500 + 301 + 20)
+    assert not merged and far.id != first.id
+
+
+async def test_merge_window(tmp_path: Path) -> None:
+    cfg = support.copy_configs(tmp_path / "configs", duplicate_merge={"radius_m": 300, "window_s": 0.2})
+    rt = build_runtime(tmp_path, cfg)
+    await rt.start()
+    try:
+        first, _ = await new_incident(rt, category="fire")
+        await asyncio.sleep(0.3)
+        later, merged = await new_incident(rt, category="fire")
+        assert not merged and later.id != first.id
+    finally:
+        await rt.stop()
+
+
+async def test_cancel_withdraws_the_offer(runtime: Runtime) -> None:
+    inc, _ = await new_incident(runtime)
+    (m,) = offered(runtime, inc.id)
+    await runtime.center.close_incident(inc.id, CMD, resolved=False, reason="caller withdrew")
+    assert inc.status is IncidentStatus.CANCELLED and inc.close_reason == "caller withdrew"
+    assert m.state is MissionState.ABORTED
+    assert runtime.center.drones[m.drone_id].state is DroneState.STANDBY
+    with pytest.raises(Conflict):
+        await runtime.center.close_incident(inc.id, CMD, resolved=True, reason="")
+
+
+async def test_abort_an_accepted_mission_redispatches(runtime: Runtime) -> None:
+    inc, _ = await new_incident(runtime)
+    (m,) = offered(runtime, inc.id)
+    await runtime.center.accept(m.id, pilot(m.station_id))
+    await runtime.center.abort(m.id, CMD, "rotor fault")
+    assert m.state is MissionState.ABORTED
+    assert runtime.center.drones[m.drone_id].state is DroneState.STANDBY
+    (replacement,) = offered(runtime, inc.id)
+    assert replacement.drone_id != m.drone_id
+
+
+async def test_every_transition_is_timestamped_and_stored(runtime: Runtime) -> None:
+    inc, _ = await new_incident(runtime)
+    (m,) = offered(runtime, inc.id)
+    await runtime.center.accept(m.id, pilot(m.station_id))
+    db = runtime.db
+    mission_tl = await db.read(lambda c: db.timeline(c, "mission", m.id))
+    assert [(t["from"], t["to"]) for t in mission_tl] == [(None, "offered"), ("offered", "accepted")]
+    incident_tl = await db.read(lambda c: db.timeline(c, "incident", inc.id))
+    assert [t["to"] for t in incident_tl] == ["queued", "offered", "dispatched"]
+    drone_tl = await db.read(lambda c: db.timeline(c, "drone", m.drone_id))
+    assert [t["to"] for t in drone_tl][-2:] == ["offered", "preflight"]
+    assert all(t["at"] is not None for t in mission_tl + incident_tl + drone_tl)

@@ -633,6 +633,8 @@ class DispatchCenter:
         target = D.MAINTENANCE if on else D.STANDBY
         if drone.state is target:
             return drone
+        if on and drone.state not in (D.STANDBY, D.CHARGING, D.LANDED):
+            raise Conflict(f"drone {drone.id} is {drone.state.value}; only an idle drone can go to maintenance")
         drone.machine.check(target)
         now = self.clock()
         cs = Changeset()

@@ -162,7 +162,6 @@ def drone_from_row(row: Any) -> Drone:
         lon=row.lon,
         alt_m=row.alt_m,
         mission_id=row.mission_id,
-        category=row.category,
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Engine
 
 from controller.events import Event
+from controller.store.rows import event_row
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,10 @@ def apply(conn: Connection, change: Changeset) -> None:
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for table, row in change.inserts:
         by_table.setdefault(table, []).append(row)
+    for event in change.events:
+        if event.seq is not None:  # durable events are stored with their change, for replay after restarts
+            table, row = event_row(event)
+            by_table.setdefault(table, []).append(row)
     for table, rows in by_table.items():
         conn.execute(table.insert(), rows)
 

@@ -1,0 +1,57 @@
+"""The FastAPI application: routes, error mapping, static assets, and the runtime's life cycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from controller import __version__
+from controller.api import errors
+from controller.api.deps import ANY_ROLE, require
+from controller.api.routes import events_ws, fleet, incidents, missions, pages
+from controller.api.routes.pages import STATIC_DIR
+from controller.auth import Principal
+from controller.runtime import Runtime
+
+
+def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await rt.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await rt.stop()
+
+    app = FastAPI(
+        title="dronefleet",
+        version=__version__,
+        description="Police drone fleet controller: dispatch, flight, video and search.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    errors.install(app)
+    for module in (incidents, missions, fleet, events_ws, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/health", tags=["system"])
+    async def health() -> dict:
+        center = rt.center
+        return {
+            "status": "ok" if center.started else "starting",
+            "drones": len(center.drones),
+            "open_incidents": len(center.incidents),
+            "last_event_seq": center.bus.last_published_seq,
+        }
+
+    @app.get("/api/v1/me", tags=["system"])
+    async def me(who: Principal = Depends(require(*ANY_ROLE))) -> dict:
+        return {"role": who.role.value, "name": who.name, "station_id": who.station_id}
+
+    return app

@@ -1,0 +1,73 @@
+"""Fleet: stations with the pilot on duty, drones with live state, maintenance switch."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from controller.api.deps import ANY_ROLE, require, runtime
+from controller.api.schemas import DroneOut, MaintenanceRequest, StationOut
+from controller.auth import Principal, Role
+from controller.domain.errors import Forbidden, NotFound
+from controller.domain.states import DroneState
+from controller.runtime import Runtime
+from controller.views import drone_view
+
+router = APIRouter(prefix="/api/v1", tags=["fleet"])
+
+
+@router.get("/stations", response_model=list[StationOut])
+async def list_stations(rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))) -> list[dict]:
+    now = rt.center.clock()
+    return [
+        {
+            "id": s.id,
+            "name": s.name,
+            "district": s.district,
+            "lat": s.lat,
+            "lon": s.lon,
+            "drones": [d.id for d in s.drones],
+            "pilot_on_duty": rt.center.pilot_on_duty(s.id, now),
+        }
+        for s in rt.config.stations
+    ]
+
+
+@router.get("/drones", response_model=list[DroneOut])
+async def list_drones(
+    station: str | None = Query(default=None, max_length=64),
+    state: list[DroneState] = Query(default=[]),
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*ANY_ROLE)),
+) -> list[dict]:
+    """Live state of every drone. Pilots see their own station's drones."""
+    if who.role is Role.PILOT:
+        if station not in (None, who.station_id):
+            raise Forbidden("pilots see only their own station's drones")
+        station = who.station_id
+    wanted = set(state)
+    return [
+        drone_view(d)
+        for d in rt.center.drones.values()
+        if (station is None or d.station_id == station) and (not wanted or d.state in wanted)
+    ]
+
+
+@router.get("/drones/{drone_id}", response_model=DroneOut)
+async def get_drone(drone_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))) -> dict:
+    drone = rt.center.drones.get(drone_id)
+    if drone is None:
+        raise NotFound("drone", drone_id)
+    if who.role is Role.PILOT and drone.station_id != who.station_id:
+        raise Forbidden("pilots see only their own station's drones")
+    return drone_view(drone)
+
+
+@router.post("/drones/{drone_id}/maintenance", response_model=DroneOut)
+async def set_maintenance(
+    drone_id: str,
+    body: MaintenanceRequest,
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(Role.ADMIN)),
+) -> dict:
+    """Take a drone out of service (only from standby, charging or landed) or put it back."""
+    return drone_view(await rt.center.set_maintenance(drone_id, body.on, who, body.reason))

@@ -1,0 +1,108 @@
+"""Missions: the pilot's accept/decline, command's abort, listing and detail with the timeline."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from controller.api.deps import ANY_ROLE, require, runtime
+from controller.api.schemas import AbortRequest, DeclineRequest, MissionDetail, MissionOut
+from controller.api.visibility import SEARCH_CATEGORY, check_mission
+from controller.auth import Principal, Role
+from controller.domain.errors import Forbidden, NotFound
+from controller.domain.states import MissionState
+from controller.runtime import Runtime
+from controller.views import mission_view, offer_view
+
+router = APIRouter(prefix="/api/v1", tags=["missions"])
+
+
+def _view(rt: Runtime, m) -> dict:  # noqa: ANN001
+    live = rt.center.offer_payload(m) if m.id in rt.center.missions else None
+    return live or mission_view(m, rt.center.clock())
+
+
+@router.get("/missions", response_model=list[MissionOut])
+async def list_missions(
+    state: list[MissionState] = Query(default=[]),
+    station: str | None = Query(default=None, max_length=64),
+    incident: str | None = Query(default=None, max_length=32),
+    drone: str | None = Query(default=None, max_length=64),
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*ANY_ROLE)),
+) -> list[dict]:
+    """Newest offer first. Pilots get their station's missions only (their offers: `?state=offered`)."""
+    category = None
+    if who.role is Role.PILOT:
+        if station not in (None, who.station_id):
+            raise Forbidden("pilots see only their own station's missions")
+        station = who.station_id
+    if who.role is Role.SEARCH_TEAM:
+        category = SEARCH_CATEGORY
+    db = rt.db
+    found = await db.read(
+        lambda c: db.query_missions(
+            c,
+            states=[s.value for s in state],
+            station_id=station,
+            incident_id=incident,
+            drone_id=drone,
+            incident_category=category,
+            limit=limit,
+            offset=offset,
+        )
+    )
+    return [_view(rt, m) for m in found]
+
+
+@router.get("/missions/{mission_id}", response_model=MissionDetail)
+async def get_mission(
+    mission_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))
+) -> dict:
+    db = rt.db
+
+    def load(c):  # noqa: ANN001, ANN202
+        m = db.get_mission(c, mission_id)
+        if m is None:
+            return None
+        inc = db.get_incident(c, m.incident_id)
+        return m, inc, db.timeline(c, "mission", mission_id)
+
+    found = await db.read(load)
+    if found is None:
+        raise NotFound("mission", mission_id)
+    m, inc, timeline = found
+    check_mission(who, m.station_id, inc.category if inc else None)
+    view = offer_view(m, inc, rt.center.clock()) if inc else mission_view(m)
+    return {**view, "timeline": timeline}
+
+
+@router.post("/missions/{mission_id}/accept", response_model=MissionOut)
+async def accept_mission(
+    mission_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(Role.PILOT))
+) -> dict:
+    """The station's pilot takes the mission; the drone starts its preflight."""
+    return _view(rt, await rt.center.accept(mission_id, who))
+
+
+@router.post("/missions/{mission_id}/decline", response_model=MissionOut)
+async def decline_mission(
+    mission_id: str,
+    body: DeclineRequest | None = None,
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(Role.PILOT)),
+) -> dict:
+    """The pilot turns the offer down; the next-best drone is offered at once."""
+    return _view(rt, await rt.center.decline(mission_id, who, body.reason if body else ""))
+
+
+@router.post("/missions/{mission_id}/abort", response_model=MissionOut)
+async def abort_mission(
+    mission_id: str,
+    body: AbortRequest,
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(Role.COMMANDER, Role.ADMIN, Role.PILOT)),
+) -> dict:
+    """Stop the mission at any step: an airborne drone returns, the incident gets another drone."""
+    return _view(rt, await rt.center.abort(mission_id, who, body.reason))

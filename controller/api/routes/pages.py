@@ -1,0 +1,30 @@
+"""Browser pages served by the controller (static HTML/JS; they talk to the same API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
+router = APIRouter(include_in_schema=False)
+
+INDEX = """<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>dronefleet</title><link rel="stylesheet" href="/static/common.css">
+<main class="index"><h1>dronefleet</h1><ul>
+<li><a href="/pilot">Pilot: incoming offers</a></li>
+<li><a href="/docs">API (OpenAPI)</a></li>
+<li><a href="/health">Health</a></li>
+</ul></main></html>"""
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index() -> str:
+    return INDEX
+
+
+@router.get("/pilot")
+async def pilot_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "pilot.html", media_type="text/html")

@@ -1,0 +1,55 @@
+// Shared browser client: REST with the bearer token, and the resumable event stream.
+"use strict";
+
+class ApiClient {
+  constructor(token) { this.token = token; }
+
+  async call(method, path, body) {
+    const res = await fetch(path, {
+      method,
+      headers: { "Authorization": "Bearer " + this.token, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!res.ok) {
+      const detail = data && data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : res.statusText;
+      const err = new Error(detail); err.status = res.status; throw err;
+    }
+    return data;
+  }
+
+  // Opens /api/v1/events and reconnects with `since` so no event is lost across drops.
+  stream(query, onEvent, onStatus) {
+    let lastSeq = null, closed = false, ws = null, retry = 500;
+    const open = () => {
+      const params = new URLSearchParams(query || {});
+      if (lastSeq !== null) params.set("since", String(lastSeq));
+      const proto = location.protocol === "https:" ? "wss:" : "ws:";
+      ws = new WebSocket(`${proto}//${location.host}/api/v1/events?${params}`, ["dronefleet", this.token]);
+      ws.onopen = () => { retry = 500; onStatus && onStatus(true); };
+      ws.onmessage = (msg) => {
+        const ev = JSON.parse(msg.data);
+        if (ev.type === "hello") { if (lastSeq === null) lastSeq = ev.last_seq; onEvent(ev); return; }
+        if (typeof ev.seq === "number") lastSeq = ev.seq;
+        onEvent(ev);
+      };
+      ws.onclose = (e) => {
+        onStatus && onStatus(false, e.code);
+        if (closed || e.code === 4401 || e.code === 4403) return;
+        setTimeout(open, retry); retry = Math.min(retry * 2, 10000);
+      };
+    };
+    open();
+    return { close() { closed = true; if (ws) ws.close(); } };
+  }
+}
+
+const CATEGORY_LABEL = {
+  traffic_accident: "Traffic accident", missing_person: "Missing person", violent_crime: "Violent crime",
+  fire: "Fire", other: "Other",
+};
+
+function fmtDistance(m) { return m >= 1000 ? (m / 1000).toFixed(1) + " km" : Math.round(m) + " m"; }
+function fmtDuration(s) { s = Math.max(0, Math.round(s)); return s >= 60 ? Math.floor(s / 60) + " min " + (s % 60) + " s" : s + " s"; }
+function escapeHtml(s) { return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }

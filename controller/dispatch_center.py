@@ -24,6 +24,7 @@ from controller.auth import Principal, Role
 from controller.config import FleetConfig
 from controller.config.models import Station
 from controller.dispatch import Decision, Dispatcher, DroneCandidate, IncidentRequest
+from controller.dispatch.nearest_eta import AVAILABLE
 from controller.domain.entities import CallerReport, Drone, Incident, Mission
 from controller.domain.errors import Conflict, Forbidden, NotFound
 from controller.domain.state_machine import StateMachine, Transition
@@ -47,6 +48,8 @@ D, I, M = DroneState, IncidentStatus, MissionState
 #: Missions that count towards an incident's requested drones.
 SERVING = frozenset({M.OFFERED, M.ACCEPTED, M.LAUNCHED, M.ON_SCENE})
 RELEASED = frozenset({M.DECLINED, M.EXPIRED, M.ABORTED})
+#: How often waiting incidents are re-evaluated even when no command freed a drone.
+SWEEP_INTERVAL_S = 5.0
 
 
 def utcnow() -> datetime:
@@ -102,6 +105,12 @@ class DispatchCenter:
         self._station_of_drone = {d.id: s.id for s in config.stations for d in s.drones}
         self._tz = ZoneInfo(config.city.timezone)
         self._xy_cache: dict[str, tuple[float, float, float, float]] = {}
+        self._on_duty_cache: tuple[tuple[int, int], dict[str, bool]] | None = None
+        self._candidate_cache: dict[str, DroneCandidate] = {}
+        # What the current command changed, for an incremental dispatch pass (see _dispatch_pass).
+        self._freed_now: set[str] = set()
+        self._requeued_now: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writer: DbWriter | None = None
@@ -133,9 +142,12 @@ class DispatchCenter:
         offered = [m for m in self.missions.values() if m.state is M.OFFERED]
         for m in offered:
             self._arm_timer(m)
-        self._dispatch_pass(now, cs)
+        for inc in self.incidents.values():
+            inc.queue_announced = inc.status is I.QUEUED  # announced before the restart
+        self._dispatch_pass(now, cs, full=True)
         if cs:
             await self._commit(cs)
+        self._sweeper = loop.create_task(self._sweep_forever())
         self.started = True
         log.info(
             "dispatch centre ready: %d drones, %d open incidents, %d pending offers, %d missions in progress",
@@ -150,6 +162,9 @@ class DispatchCenter:
         return self.db.load_snapshot()
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -249,6 +264,9 @@ class DispatchCenter:
         cs.upsert(rows.incident_row(inc))
 
     def _drone_event(self, cs: Changeset, d: Drone, now: datetime) -> None:
+        self._candidate_cache.pop(d.id, None)
+        if d.state in AVAILABLE:
+            self._freed_now.add(d.id)
         d.updated_at = now
         self._event(cs, "drone.updated", drone_view(d), now, station_id=d.station_id, drone_id=d.id)
         cs.upsert(rows.drone_row(d))
@@ -298,6 +316,8 @@ class DispatchCenter:
 
     def _sync_status(self, inc: Incident, now: datetime, cs: Changeset, reason: str, actor: str = "system") -> None:
         wanted = self._derived_status(inc)
+        if wanted is I.QUEUED or self._drones_needed(inc):
+            self._requeued_now.add(inc.id)
         if inc.is_open and wanted is not inc.status:
             self._move(inc.machine, wanted, now, cs, reason, actor)
             inc.updated_at = now
@@ -309,32 +329,45 @@ class DispatchCenter:
 
     # --- dispatch pass --------------------------------------------------------
 
-    def candidates(self, now: datetime) -> list[DroneCandidate]:
+    def _on_duty_map(self, now: datetime) -> dict[str, bool]:
+        """Which stations have a pilot on duty; rosters change by the minute at most, so cache per minute."""
         local = self.local_time(now)
-        on_duty = {sid: st.on_duty(local) is not None for sid, st in self._stations.items()}
-        out = []
+        key = (local.hour, local.minute)
+        if self._on_duty_cache is None or self._on_duty_cache[0] != key:
+            on_duty = {sid: st.on_duty(local) is not None for sid, st in self._stations.items()}
+            self._on_duty_cache = (key, on_duty)
+            self._candidate_cache.clear()
+        return self._on_duty_cache[1]
+
+    def candidates(self, now: datetime) -> list[DroneCandidate]:
+        """The fleet as the dispatcher sees it; entries are rebuilt only for drones that changed."""
+        on_duty = self._on_duty_map(now)
+        cache = self._candidate_cache
+        if len(cache) == len(self.drones):
+            return list(cache.values())
+        models = self.config.drone_models
         for d in self.drones.values():
+            if d.id in cache:
+                continue
             x, y = self._xy(d.id, d.lat, d.lon)
-            out.append(
-                DroneCandidate(
+            cache[d.id] = DroneCandidate(
                     id=d.id,
                     station_id=d.station_id,
                     model_id=d.model,
-                    model=self.config.drone_models[d.model],
+                    model=models[d.model],
                     state=d.state,
                     battery_pct=d.battery_pct,
                     lat=d.lat,
                     lon=d.lon,
                     x=x,
                     y=y,
-                    pilot_on_duty=on_duty[d.station_id],
-                )
+                pilot_on_duty=on_duty[d.station_id],
             )
-        return out
+        return [cache[d_id] for d_id in self.drones]
 
-    def waiting_requests(self) -> list[IncidentRequest]:
+    def waiting_requests(self, only: Incident | None = None) -> list[IncidentRequest]:
         out = []
-        for inc in self.incidents.values():
+        for inc in (only,) if only is not None else self.incidents.values():
             needed = self._drones_needed(inc)
             if needed <= 0:
                 continue
@@ -355,31 +388,51 @@ class DispatchCenter:
             )
         return out
 
-    def _dispatch_pass(self, now: datetime, cs: Changeset) -> None:
-        waiting = self.waiting_requests()
+    def _dispatch_pass(
+        self, now: datetime, cs: Changeset, only: Incident | None = None, full: bool = False
+    ) -> None:
+        """Offer drones to waiting incidents.
+
+        Incremental by default: incidents the current command re-queued are decided
+        in full, the rest only if a drone this command freed could serve them (they
+        already had no feasible free drone). `only`: just this new incident, since
+        intake frees nothing. `full`: everything, for start-up and the periodic
+        sweep that catches changes no command announces (a shift starting, a
+        battery charging).
+        """
+        freed, self._freed_now = self._freed_now, set()
+        requeued, self._requeued_now = self._requeued_now, set()
+        waiting = self.waiting_requests(only)
         if not waiting:
             return
-        decisions = self.dispatcher.decide(waiting, self.candidates(now), now)
+        if only is not None or full:
+            decisions = self.dispatcher.decide(waiting, self.candidates(now), now)
+        else:
+            must = [w for w in waiting if w.id in requeued]
+            rest = [w for w in waiting if w.id not in requeued]
+            decisions = self.dispatcher.decide(must + rest, self.candidates(now), now, freed=frozenset(freed), must=frozenset(requeued))
         for decision in decisions:
             self._apply_decision(decision, now, cs)
 
     def _apply_decision(self, decision: Decision, now: datetime, cs: Changeset) -> None:
         inc = self.incidents[decision.incident_id]
         if not decision.assignments:
-            reasons = dict(decision.ruled_out)
-            if reasons != inc.queue_reasons:
-                inc.queue_reasons = reasons
+            inc.queue_decision = decision
+            if not inc.queue_announced and inc.status is I.QUEUED:
+                # Announced once, when the incident enters the queue; later passes only refresh the reasons.
+                inc.queue_announced = True
                 self._incident_event(
                     cs,
                     "incident.queued",
                     inc,
                     now,
-                    ruled_out=reasons,
+                    ruled_out=decision.ruled_out,
                     ruled_out_counts=dict(decision.ruled_out_counts),
                 )
                 log.info("%s waits in the queue: %s", inc.id, _summarize_counts(decision.ruled_out_counts))
             return
-        inc.queue_reasons = {}
+        inc.queue_decision = None
+        inc.queue_announced = False
         for a in decision.assignments:
             drone = self.drones[a.drone_id]
             self._mission_no += 1
@@ -407,6 +460,25 @@ class DispatchCenter:
                 inc.id, inc.grade, inc.category, m.id, drone.id, a.eta_s, a.distance_m / 1000,
             )
         self._sync_status(inc, now, cs, "offered", "dispatch")
+
+    async def _sweep_forever(self) -> None:
+        """Re-run dispatch for the queue every few seconds, for changes that raise no command."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            try:
+                await self.sweep()
+            except ServiceUnavailable:
+                return
+            except Exception:  # noqa: BLE001 - a failed sweep must not stop the next one
+                log.exception("queue sweep failed")
+
+    async def sweep(self) -> None:
+        if not any(inc.status is I.QUEUED or self._drones_needed(inc) for inc in self.incidents.values()):
+            return
+        cs = Changeset()
+        self._dispatch_pass(self.clock(), cs, full=True)
+        if cs:
+            await self._commit(cs)
 
     # --- offer timers ---------------------------------------------------------
 
@@ -475,7 +547,7 @@ class DispatchCenter:
         cs.insert(rows.report_row(inc.id, report))
         cs.insert(rows.transition_row(Transition("incident", inc.id, None, I.QUEUED.value, now, "call received", who.actor)))
         self._incident_event(cs, "incident.created", inc, now)
-        self._dispatch_pass(now, cs)
+        self._dispatch_pass(now, cs, only=inc)
         await self._commit(cs)
         return inc, False
 

@@ -67,7 +67,9 @@ def free_port() -> int:
 async def serve(app: Any) -> AsyncIterator[str]:
     """Run an ASGI app under uvicorn in this event loop; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws_per_message_deflate=False
+        ))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

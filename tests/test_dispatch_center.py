@@ -203,3 +203,39 @@ async def test_every_transition_is_timestamped_and_stored(runtime: Runtime) -> N
     drone_tl = await db.read(lambda c: db.timeline(c, "drone", m.drone_id))
     assert [t["to"] for t in drone_tl][-2:] == ["offered", "preflight"]
     assert all(t["at"] is not None for t in mission_tl + incident_tl + drone_tl)
+
+
+async def test_periodic_sweep_picks_up_changes_no_command_announced(tmp_path: Path) -> None:
+    """A charging battery raises no command; the sweep notices the drone can now go."""
+    rt = build_runtime(tmp_path, support.copy_configs(tmp_path / "configs"))
+    await rt.start()
+    try:
+        admin = Principal(Role.ADMIN, "admin")
+        keep = rt.config.station(support.STATION_A).drones[0].id
+        for drone_id in list(rt.center.drones):
+            if drone_id != keep:
+                await rt.center.set_maintenance(drone_id, True, admin)
+        rt.center.drones[keep].battery_pct = 25.0  # too low for anything
+        rt.center._candidate_cache.clear()
+        inc, _ = await new_incident(rt, category="fire")
+        assert inc.status is IncidentStatus.QUEUED
+        assert inc.queue_reasons[keep].startswith("battery: has 25%")
+        rt.center.drones[keep].battery_pct = 95.0  # charged, silently
+        rt.center._candidate_cache.clear()
+        await rt.center.sweep()
+        assert inc.status is IncidentStatus.OFFERED
+    finally:
+        await rt.stop()
+
+
+async def test_queue_entry_is_announced_once(runtime: Runtime) -> None:
+    """Re-evaluating a queued incident on every pass must not flood the stream."""
+    far = (32.05, 119.85)  # about 100 km east: beyond every drone
+    inc, _ = await runtime.center.create_incident(NewIncident(grade=3, category="other", lat=far[0], lon=far[1]), CMD)
+    for _ in range(3):
+        other, _ = await new_incident(runtime, category="fire")
+        await runtime.center.close_incident(other.id, CMD, resolved=False, reason="")
+        await runtime.center.sweep()
+    db = runtime.db
+    events = await db.read(lambda c: db.events_after(c, 0))
+    assert sum(1 for e in events if e.type == "incident.queued" and e.incident_id == inc.id) == 1

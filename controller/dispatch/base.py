@@ -8,7 +8,7 @@ live objects. That keeps engines swappable and testable on hand-made layouts.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -56,14 +56,23 @@ class Assignment:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do for one incident: offers to make (best first) and why other drones were ruled out."""
+    """What to do for one incident: offers to make (best first) and why other drones were ruled out.
+
+    Per-drone reasons are worded only when someone asks (`ruled_out`): a pass
+    re-evaluates every waiting incident, and most of those explanations are
+    never read.
+    """
 
     incident_id: str
     assignments: tuple[Assignment, ...]
-    #: drone id -> reason, for the nearest drones that were not chosen (bounded in size).
-    ruled_out: Mapping[str, str] = field(default_factory=dict)
     #: reason -> how many drones it ruled out, over the whole fleet.
     ruled_out_counts: Mapping[str, int] = field(default_factory=dict)
+    explain: Callable[[], dict[str, str]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ruled_out(self) -> dict[str, str]:
+        """drone id -> reason, for the nearest drones that were not chosen (bounded in size)."""
+        return self.explain() if self.explain is not None else {}
 
 
 class Dispatcher(ABC):
@@ -75,5 +84,13 @@ class Dispatcher(ABC):
         incidents: Sequence[IncidentRequest],
         drones: Sequence[DroneCandidate],
         now: datetime,
+        freed: frozenset[str] | None = None,
+        must: frozenset[str] = frozenset(),
     ) -> list[Decision]:
-        """One Decision per incident, in the order the incidents should be served."""
+        """One Decision per incident, in the order the incidents should be served.
+
+        `freed`, when given, names the only drones whose availability changed since
+        the incidents not in `must` were last decided: a dispatcher may leave out
+        those that none of the freed drones could serve (they would be decided as
+        before). Incidents in `must` are always decided.
+        """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from controller.domain.state_machine import StateMachine
 from controller.domain.states import (
@@ -46,8 +47,14 @@ class Incident:
     close_reason: str | None = None
     #: Drones that declined, let the offer expire, or were aborted for this incident: never offered again.
     excluded_drones: set[str] = field(default_factory=set)
-    #: Why the last dispatch pass found no drone (drone id -> reason); empty once offered.
-    queue_reasons: dict[str, str] = field(default_factory=dict)
+    #: The last dispatch decision that left this incident waiting (explains why), None once offered.
+    queue_decision: Any = None
+    #: Whether the incident's entry into the queue has been announced on the event stream.
+    queue_announced: bool = False
+
+    @property
+    def queue_reasons(self) -> dict[str, str]:
+        return self.queue_decision.ruled_out if self.queue_decision is not None else {}
 
     @classmethod
     def new(cls, id: str, *, at: datetime, status: IncidentStatus = IncidentStatus.QUEUED, **kw) -> Incident:

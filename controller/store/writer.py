@@ -22,6 +22,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Engine
 
 from controller.events import Event
+from controller.store import schema
 from controller.store.rows import event_row
 
 log = logging.getLogger(__name__)
@@ -60,32 +61,50 @@ class Changeset:
 _STOP = object()
 
 
-def _upsert(conn: Connection, table: Table, row: dict[str, Any]) -> None:
-    """Insert or update by primary key, in the dialect's own way."""
-    dialect = conn.dialect.name
-    pk = [c.name for c in table.primary_key.columns]
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:  # pragma: no cover - other backends are not supported
-        raise RuntimeError(f"unsupported database dialect {dialect}")
-    stmt = insert(table).values(**row)
-    updates = {k: stmt.excluded[k] for k in row if k not in pk}
-    conn.execute(stmt.on_conflict_do_update(index_elements=pk, set_=updates) if updates else stmt)
+class Statements:
+    """Upsert statements built once per table, so SQLAlchemy compiles each once and then only binds rows."""
+
+    def __init__(self, dialect: str) -> None:
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:  # pragma: no cover - other backends are not supported
+            raise RuntimeError(f"unsupported database dialect {dialect}")
+        self._insert = insert
+        self._upserts: dict[str, Any] = {}
+
+    def upsert(self, table: Table) -> Any:
+        stmt = self._upserts.get(table.name)
+        if stmt is None:
+            ins = self._insert(table)
+            pk = [c.name for c in table.primary_key.columns]
+            updates = {c.name: ins.excluded[c.name] for c in table.columns if c.name not in pk}
+            stmt = ins.on_conflict_do_update(index_elements=pk, set_=updates)
+            self._upserts[table.name] = stmt
+        return stmt
 
 
-def apply(conn: Connection, change: Changeset) -> None:
+#: Tables in foreign-key order (parents first), so grouped writes never see a child before its parent.
+_TABLE_ORDER = {t.name: i for i, t in enumerate(schema.metadata.sorted_tables)}
+
+
+def apply(conn: Connection, change: Changeset, statements: Statements) -> None:
+    by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
     for table, row in change.upserts:
-        _upsert(conn, table, row)
-    by_table: dict[Table, list[dict[str, Any]]] = {}
+        by_table.setdefault(table.name, (table, []))[1].append(row)
+    for name in sorted(by_table, key=_TABLE_ORDER.__getitem__):
+        table, rows = by_table[name]
+        conn.execute(statements.upsert(table), rows)
+    inserts: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
     for table, row in change.inserts:
-        by_table.setdefault(table, []).append(row)
+        inserts.setdefault(table.name, (table, []))[1].append(row)
     for event in change.events:
         if event.seq is not None:  # durable events are stored with their change, for replay after restarts
             table, row = event_row(event)
-            by_table.setdefault(table, []).append(row)
-    for table, rows in by_table.items():
+            inserts.setdefault(table.name, (table, []))[1].append(row)
+    for name in sorted(inserts, key=_TABLE_ORDER.__getitem__):
+        table, rows = inserts[name]
         conn.execute(table.insert(), rows)
 
 
@@ -96,6 +115,7 @@ class DbWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._statements = Statements(engine.dialect.name)
         self.commits = 0
         self.batches = 0
 
@@ -137,7 +157,7 @@ class DbWriter:
         try:
             with self._engine.begin() as conn:
                 for change, _ in batch:
-                    apply(conn, change)
+                    apply(conn, change, self._statements)
             results: list[tuple[Changeset, asyncio.Future[None], BaseException | None]] = [
                 (c, f, None) for c, f in batch
             ]
@@ -150,7 +170,7 @@ class DbWriter:
                 for change, fut in batch:
                     try:
                         with self._engine.begin() as conn:
-                            apply(conn, change)
+                            apply(conn, change, self._statements)
                         results.append((change, fut, None))
                     except Exception as exc:  # noqa: BLE001
                         log.exception("database write failed")

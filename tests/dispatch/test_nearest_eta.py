@@ -123,3 +123,37 @@ def test_k_drones_for_a_search() -> None:
 def test_no_drones_at_all() -> None:
     out = decide([incident("I", 0)], [])["I"]
     assert out.assignments == () and out.ruled_out_counts
+
+
+def test_freed_filter_keeps_only_incidents_a_freed_drone_could_serve() -> None:
+    # Q-near can use the freed drone F; Q-far is out of F's range; Q-must is decided whatever happens.
+    drones = [drone("F", 0), drone("B", 50_000, state=DroneState.ENROUTE)]
+    incidents = [incident("Q-near", 2000), incident("Q-far", 40_000), incident("Q-must", 45_000)]
+    out = NearestEtaDispatcher(POLICY).decide(incidents, drones, NOW, freed=frozenset({"F"}), must=frozenset({"Q-must"}))
+    assert {d.incident_id for d in out} == {"Q-near", "Q-must"}
+    assert next(d for d in out if d.incident_id == "Q-near").assignments[0].drone_id == "F"
+
+
+def test_freed_filter_respects_exclusions() -> None:
+    drones = [drone("F", 0)]
+    out = NearestEtaDispatcher(POLICY).decide([incident("Q", 100, excluded={"F"})], drones, NOW, freed=frozenset({"F"}))
+    assert out == []
+
+
+def test_incremental_and_full_pass_agree_on_offers() -> None:
+    """Leaving out incidents no freed drone can serve never changes who gets a drone."""
+    import random
+
+    rng = random.Random(3)
+    for _ in range(30):
+        drones = [
+            drone(f"D{i}", rng.uniform(-20_000, 20_000), rng.uniform(-20_000, 20_000),
+                  state=rng.choice([DroneState.STANDBY, DroneState.ENROUTE]), battery=rng.uniform(30, 100))
+            for i in range(25)
+        ]
+        incidents = [incident(f"I{i}", rng.uniform(-25_000, 25_000), rng.uniform(-25_000, 25_000),
+                              grade=rng.randint(1, 4), age_s=rng.uniform(0, 100)) for i in range(15)]
+        freed = frozenset(d.id for d in drones if d.state is DroneState.STANDBY)
+        full = {d.incident_id: d.assignments for d in NearestEtaDispatcher(POLICY).decide(incidents, drones, NOW)}
+        part = {d.incident_id: d.assignments for d in NearestEtaDispatcher(POLICY).decide(incidents, drones, NOW, freed=freed)}
+        assert {k: v for k, v in full.items() if v} == {k: v for k, v in part.items() if v}

@@ -1,0 +1,1 @@
+"""Benchmarks behind `dronefleet bench NAME --json` (JSON to stdout, summary and progress to stderr)."""

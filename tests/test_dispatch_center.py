@@ -114,12 +114,12 @@ async def test_illegal_transition_changes_nothing(runtime: Runtime) -> None:
 
 
 async def test_no_feasible_drone_queues_until_one_frees_up(tmp_path: Path) -> None:
-    # Everyone but station A's drones is in maintenance; A's two drones take two incidents, the third waits.
+    # Everyone but stations A's and B's drones is in maintenance; they take two incidents, the third waits.
     rt = build_runtime(tmp_path, support.copy_configs(tmp_path / "configs"))
     await rt.start()
     try:
         admin = Principal(Role.ADMIN, "admin")
-        keep = set(d.id for d in rt.config.station(support.STATION_A).drones)
+        keep = {d.id for sid in (support.STATION_A, support.STATION_B) for d in rt.config.station(sid).drones}
         for drone_id in list(rt.center.drones):
             if drone_id not in keep:
                 await rt.center.set_maintenance(drone_id, True, admin)
@@ -129,11 +129,12 @@ async def test_no_feasible_drone_queues_until_one_frees_up(tmp_path: Path) -> No
         assert a.status is IncidentStatus.OFFERED and b.status is IncidentStatus.OFFERED
         assert c.status is IncidentStatus.QUEUED
         assert c.queue_reasons and all(r.startswith(("busy", "in maintenance")) for r in c.queue_reasons.values())
-        # Cancelling a frees its drone: c is offered at once.
+        # Cancelling a frees its drone: c is offered that drone at once.
+        (ma,) = offered(rt, a.id)
         await rt.center.close_incident(a.id, CMD, resolved=False, reason="false alarm")
         assert c.status is IncidentStatus.OFFERED
         (mc,) = offered(rt, c.id)
-        assert mc.station_id == support.STATION_A
+        assert mc.drone_id == ma.drone_id
     finally:
         await rt.stop()
 

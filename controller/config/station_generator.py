@@ -28,7 +28,7 @@ from controller.config.models import City, District
 from controller import geo
 
 SHIFTS = (("08:00", "16:00"), ("16:00", "00:00"), ("00:00", "08:00"))
-#: People per km2 above which a district's stations get a second (dock) drone.
+#: People per km2 above which stations fly the rooftop-dock model (shorter range, quicker to deploy).
 DENSE_DISTRICT = 5000.0
 
 
@@ -85,9 +85,8 @@ def place_stations(city: City) -> list[dict[str, Any]]:
             k += 1
             placed.append((lat, lon))
             sid = f"NJ-{district.code}-{k:02d}"
-            drones = [{"id": f"{sid}-D1", "model": "m30t"}]
-            if density >= DENSE_DISTRICT:
-                drones.append({"id": f"{sid}-D2", "model": "m3td"})
+            model = "m3td" if density >= DENSE_DISTRICT else "m30t"
+            drones = [{"id": f"{sid}-D1", "model": model}]
             stations.append(
                 {
                     "id": sid,

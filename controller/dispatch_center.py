@@ -37,7 +37,7 @@ from controller.domain.states import (
 )
 from controller.events import EventBus
 from controller.geo import equirectangular_m
-from controller.store import rows
+from controller.store import rows, schema
 from controller.store.database import Database, Snapshot
 from controller.store.writer import Changeset, DbWriter
 from controller.views import drone_view, incident_view, offer_view
@@ -50,6 +50,8 @@ SERVING = frozenset({M.OFFERED, M.ACCEPTED, M.LAUNCHED, M.ON_SCENE})
 RELEASED = frozenset({M.DECLINED, M.EXPIRED, M.ABORTED})
 #: How often waiting incidents are re-evaluated even when no command freed a drone.
 SWEEP_INTERVAL_S = 5.0
+#: A drone that lands with at least this much battery is ready at once; below, it charges first.
+READY_BATTERY_PCT = 60.0
 
 
 def utcnow() -> datetime:
@@ -77,7 +79,8 @@ class MissionObserver(Protocol):
 
     def mission_accepted(self, mission: Mission, incident: Incident) -> None: ...
 
-    def mission_recalled(self, mission: Mission, reason: str) -> None: ...
+    def mission_recalled(self, mission: Mission, reason: str) -> None:
+        """The mission was aborted, or its incident closed: stop, and bring the drone home if it flies."""
 
 
 class DispatchCenter:
@@ -107,6 +110,8 @@ class DispatchCenter:
         self._xy_cache: dict[str, tuple[float, float, float, float]] = {}
         self._on_duty_cache: tuple[tuple[int, int], dict[str, bool]] | None = None
         self._candidate_cache: dict[str, DroneCandidate] = {}
+        self._prior_state: dict[str, DroneState] = {}  # state before a lost link
+        self._unsaved_positions: set[str] = set()
         # What the current command changed, for an incremental dispatch pass (see _dispatch_pass).
         self._freed_now: set[str] = set()
         self._requeued_now: set[str] = set()
@@ -368,6 +373,8 @@ class DispatchCenter:
     def waiting_requests(self, only: Incident | None = None) -> list[IncidentRequest]:
         out = []
         for inc in (only,) if only is not None else self.incidents.values():
+            if inc.blocked_reason:
+                continue
             needed = self._drones_needed(inc)
             if needed <= 0:
                 continue
@@ -473,6 +480,7 @@ class DispatchCenter:
                 log.exception("queue sweep failed")
 
     async def sweep(self) -> None:
+        await self.flush_positions()
         if not any(inc.status is I.QUEUED or self._drones_needed(inc) for inc in self.incidents.values()):
             return
         cs = Changeset()
@@ -692,9 +700,8 @@ class DispatchCenter:
             self._move(drone.machine, D.RETURNING, now, cs, reason, actor)
             self._drone_event(cs, drone, now)
         self._mission_event(cs, "mission.updated", m, now)
-        if airborne:
-            for observer in self.observers:
-                observer.mission_recalled(m, reason)
+        for observer in self.observers:
+            observer.mission_recalled(m, reason)
 
     # --- commands: drones -----------------------------------------------------
 
@@ -715,6 +722,195 @@ class DispatchCenter:
         self._dispatch_pass(now, cs)
         await self._commit(cs)
         return drone
+
+    # --- reports from the flight layer -------------------------------------------
+
+    def _flight_mission(self, mission_id: str) -> Mission | None:
+        m = self.missions.get(mission_id)
+        if m is None:
+            log.warning("flight report for unknown mission %s ignored", mission_id)
+        return m
+
+    def _category_of(self, m: Mission) -> str | None:
+        inc = self._incident_any(m.incident_id)
+        return inc.category if inc else None
+
+    async def flight_step(self, mission_id: str, step: str, detail: str = "", ok: bool = True) -> None:
+        """Record one flight step (armed, takeoff, target sent, ...) in the mission's timeline and the stream."""
+        m = self._flight_mission(mission_id)
+        if m is None:
+            return
+        now = self.clock()
+        cs = Changeset()
+        cs.insert((schema.mission_steps, {"mission_id": m.id, "at": now, "step": step, "ok": int(ok), "detail": detail[:500]}))
+        self._event(
+            cs, "mission.step", {"mission_id": m.id, "drone_id": m.drone_id, "step": step, "ok": ok, "detail": detail},
+            now, incident_id=m.incident_id, station_id=m.station_id, drone_id=m.drone_id, mission_id=m.id,
+            category=self._category_of(m),
+        )
+        await self._commit(cs)
+        (log.info if ok else log.warning)("%s %s: %s%s", m.id, m.drone_id, step, f" ({detail})" if detail else "")
+
+    async def flight_launched(self, mission_id: str) -> None:
+        """The drone is airborne on its way."""
+        await self._flight_transition(mission_id, M.LAUNCHED, D.ENROUTE, "airborne")
+
+    async def flight_on_scene(self, mission_id: str, searching: bool = False) -> None:
+        await self._flight_transition(mission_id, M.ON_SCENE, D.SEARCHING if searching else D.ON_SCENE, "over the scene")
+
+    async def flight_returning(self, mission_id: str, reason: str) -> None:
+        """The drone heads home (battery, failsafe, end of search): its incident gets another drone if still open."""
+        await self._flight_transition(mission_id, M.RETURNING, D.RETURNING, reason)
+
+    async def _flight_transition(self, mission_id: str, ms: MissionState, ds: DroneState, reason: str) -> None:
+        m = self._flight_mission(mission_id)
+        if m is None or m.state is ms:
+            return
+        drone = self.drones[m.drone_id]
+        now = self.clock()
+        cs = Changeset()
+        if m.machine.can(ms):
+            self._move(m.machine, ms, now, cs, reason, "flight")
+            m.updated_at = now
+            self._mission_event(cs, "mission.updated", m, now)
+        if drone.state is not ds and drone.machine.can(ds):
+            self._move(drone.machine, ds, now, cs, reason, "flight")
+            self._drone_event(cs, drone, now)
+        inc = self.incidents.get(m.incident_id)
+        if inc is not None:
+            if ms is M.RETURNING:
+                inc.excluded_drones.add(m.drone_id)
+            self._sync_status(inc, now, cs, f"{m.id} {ms.value}", "flight")
+        self._dispatch_pass(now, cs)
+        if cs:
+            await self._commit(cs)
+
+    async def flight_landed(self, drone_id: str, reason: str = "landed") -> None:
+        """Wheels down and disarmed: the mission completes and the drone is ready again (or charging)."""
+        drone = self.drones[drone_id]
+        now = self.clock()
+        cs = Changeset()
+        m = self.missions.get(drone.mission_id) if drone.mission_id else None
+        if m is not None and m.state is M.RETURNING:
+            self._move(m.machine, M.COMPLETED, now, cs, reason, "flight")
+            m.updated_at = now
+            self._mission_event(cs, "mission.updated", m, now)
+        if drone.state is not D.LANDED and drone.machine.can(D.LANDED):
+            self._move(drone.machine, D.LANDED, now, cs, reason, "flight")
+        drone.mission_id = None
+        ready = D.STANDBY if drone.battery_pct >= READY_BATTERY_PCT else D.CHARGING
+        if drone.machine.can(ready):
+            self._move(drone.machine, ready, now, cs, "back at a station", "flight")
+        self._drone_event(cs, drone, now)
+        self._forget_closed()
+        self._dispatch_pass(now, cs)
+        await self._commit(cs)
+        log.info("%s landed (%s); now %s", drone_id, reason, drone.state.value)
+
+    async def flight_failed(self, mission_id: str, reason: str, *, to_maintenance: bool) -> None:
+        """The flight could not be carried out (arming refused, command unanswered, no-fly target, ...)."""
+        m = self._flight_mission(mission_id)
+        if m is None or m.state not in ACTIVE_MISSION:
+            return
+        drone = self.drones[m.drone_id]
+        now = self.clock()
+        cs = Changeset()
+        self._move(m.machine, M.ABORTED, now, cs, reason, "flight")
+        m.reason, m.updated_at = reason, now
+        self._mission_event(cs, "mission.updated", m, now)
+        if drone.state in AIRBORNE:
+            if drone.state is not D.RETURNING:
+                self._move(drone.machine, D.RETURNING, now, cs, reason, "flight")
+        else:
+            drone.mission_id = None
+            target = D.MAINTENANCE if to_maintenance else D.STANDBY
+            if drone.state is not target and drone.machine.can(target):
+                self._move(drone.machine, target, now, cs, reason, "flight")
+        self._drone_event(cs, drone, now)
+        self._alert(cs, now, "warning", f"{m.id} on {drone.id} failed: {reason}", drone=drone, mission=m)
+        inc = self.incidents.get(m.incident_id)
+        if inc is not None:
+            inc.excluded_drones.add(drone.id)
+            self._sync_status(inc, now, cs, f"{m.id} failed", "flight")
+        self._dispatch_pass(now, cs)
+        await self._commit(cs)
+
+    async def block_incident(self, incident_id: str, reason: str) -> None:
+        """No drone can serve this incident (e.g. it lies in a no-fly zone): keep it open but stop offering it."""
+        inc = self.incidents.get(incident_id)
+        if inc is None or inc.blocked_reason:
+            return
+        now = self.clock()
+        cs = Changeset()
+        inc.blocked_reason = reason
+        inc.updated_at = now
+        self._incident_event(cs, "incident.blocked", inc, now, reason=reason)
+        self._alert(cs, now, "critical", f"{inc.id} cannot be flown: {reason}", incident=inc)
+        await self._commit(cs)
+
+    async def link_state(self, drone_id: str, up: bool) -> None:
+        """Link lost: the drone shows lost_link and commanders are alerted; a pending offer is withdrawn.
+        Link back: the drone returns to the state it had."""
+        drone = self.drones.get(drone_id)
+        if drone is None:
+            return
+        now = self.clock()
+        cs = Changeset()
+        if not up and drone.state is not D.LOST_LINK:
+            m = self.missions.get(drone.mission_id) if drone.mission_id else None
+            if m is not None and m.state is M.OFFERED:
+                self._release_mission(m, now, cs, "drone link lost", "flight", resolved=False)
+                inc = self.incidents.get(m.incident_id)
+                if inc is not None:
+                    inc.excluded_drones.add(drone.id)
+                    self._sync_status(inc, now, cs, "offered drone lost its link", "flight")
+            self._prior_state[drone.id] = drone.state
+            self._move(drone.machine, D.LOST_LINK, now, cs, "no MAVLink message for 3 s", "flight")
+            self._drone_event(cs, drone, now)
+            self._alert(cs, now, "critical", f"link lost with {drone.id}", drone=drone)
+        elif up and drone.state is D.LOST_LINK:
+            back = self._prior_state.pop(drone.id, D.STANDBY)
+            self._move(drone.machine, back, now, cs, "link restored", "flight")
+            self._drone_event(cs, drone, now)
+            self._alert(cs, now, "info", f"link restored with {drone.id}", drone=drone)
+        else:
+            return
+        self._dispatch_pass(now, cs)
+        await self._commit(cs)
+
+    def _alert(
+        self, cs: Changeset, now: datetime, severity: str, text: str, *,
+        drone: Drone | None = None, mission: Mission | None = None, incident: Incident | None = None,
+    ) -> None:
+        """A message for people: commanders see all, pilots their station's."""
+        station = drone.station_id if drone else mission.station_id if mission else None
+        self._event(
+            cs, "alert", {"severity": severity, "text": text}, now,
+            station_id=station, drone_id=drone.id if drone else None,
+            mission_id=mission.id if mission else None, incident_id=incident.id if incident else None,
+        )
+
+    def telemetry(self, drone_id: str, lat: float, lon: float, alt_m: float, battery_pct: float | None) -> None:
+        """Fold a telemetry sample into the drone (in memory; positions are written by the periodic flush)."""
+        drone = self.drones[drone_id]
+        moved = equirectangular_m(lat, lon, drone.lat, drone.lon) > 25 or abs(alt_m - drone.alt_m) > 5
+        charged = battery_pct is not None and abs(battery_pct - drone.battery_pct) >= 1.0
+        drone.lat, drone.lon, drone.alt_m = lat, lon, alt_m
+        if battery_pct is not None:
+            drone.battery_pct = battery_pct
+        if moved or charged:
+            self._candidate_cache.pop(drone_id, None)
+            self._unsaved_positions.add(drone_id)
+
+    async def flush_positions(self) -> None:
+        """Write moved drones' positions and batteries (so a restart starts from where they were)."""
+        if not self._unsaved_positions:
+            return
+        ids, self._unsaved_positions = self._unsaved_positions, set()
+        cs = Changeset()
+        for drone_id in ids:
+            cs.upsert(rows.drone_row(self.drones[drone_id]))
+        await self._commit(cs)
 
     # --- reads ------------------------------------------------------------------
 

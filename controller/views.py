@@ -36,6 +36,7 @@ def incident_view(inc: Incident) -> dict[str, Any]:
         "last_report_at": iso(inc.last_report_at),
         "closed_at": iso(inc.closed_at),
         "close_reason": inc.close_reason,
+        "blocked_reason": inc.blocked_reason,
     }
 
 

@@ -60,6 +60,7 @@ class IncidentOut(BaseModel):
     last_report_at: str | None
     closed_at: str | None
     close_reason: str | None
+    blocked_reason: str | None = Field(default=None, description="why no drone can serve it (e.g. no-fly zone)")
 
 
 class IncidentCreated(IncidentOut):
@@ -93,7 +94,8 @@ class IncidentDetail(IncidentOut):
 
 
 class MissionDetail(MissionOut):
-    timeline: list[dict]
+    timeline: list[dict] = Field(description="state transitions")
+    steps: list[dict] = Field(default_factory=list, description="flight steps: arming, takeoff, targets, landing ...")
 
 
 class DroneOut(BaseModel):

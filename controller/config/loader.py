@@ -23,6 +23,7 @@ from controller.config.models import (
     DispatchPolicy,
     DroneModel,
     DroneModelCatalog,
+    FlightProfile,
     NoFlyCollection,
     Station,
     StationRoster,
@@ -36,6 +37,7 @@ FILES = {
     "drone_models": "drone_models.yaml",
     "dispatch": "dispatch.yaml",
     "nofly": "nofly.geojson",
+    "flight": "flight.yaml",
 }
 
 
@@ -63,6 +65,7 @@ class FleetConfig:
     nofly: NoFlyCollection
     #: Metric east/north frame centred on the city's population-weighted centre.
     frame: LocalFrame
+    flight: FlightProfile
 
     @property
     def stations(self) -> tuple[Station, ...]:
@@ -128,8 +131,13 @@ def load_config(directory: Path | None = None) -> FleetConfig:
     catalog = parse_file(directory / FILES["drone_models"], DroneModelCatalog)
     policy = parse_file(directory / FILES["dispatch"], DispatchPolicy)
     nofly = parse_file(directory / FILES["nofly"], NoFlyCollection)
+    flight = parse_file(directory / FILES["flight"], FlightProfile)
 
     path = directory / FILES["stations"]
+    drone_ids = {d.id for s in roster.stations for d in s.drones}
+    for drone_id in flight.links.overrides:
+        if drone_id not in drone_ids:
+            raise ConfigError(f"{directory / FILES['flight']}: links.overrides.{drone_id}: no such drone in the roster")
     for i, station in enumerate(roster.stations):
         for j, drone in enumerate(station.drones):
             if drone.model not in catalog.models:
@@ -148,4 +156,5 @@ def load_config(directory: Path | None = None) -> FleetConfig:
         drone_models=dict(catalog.models),
         policy=policy,
         nofly=nofly,
+        flight=flight,
     )

@@ -251,3 +251,43 @@ class NoFlyCollection(Frozen):
     type: Literal["FeatureCollection"]
     features: tuple[NoFlyFeature, ...]
 
+
+
+# --- flight profile and links (configs/flight.yaml) ----------------------------
+
+
+class Failsafe(Frozen):
+    gcs_enable: int = Field(ge=0, le=7)
+    gcs_timeout_s: float = Field(gt=0, le=120)
+    battery_low_action: int = Field(ge=0, le=7)
+    battery_low_pct: float = Field(ge=0, lt=100)
+
+
+class LinkOverride(Frozen):
+    url: str | None = Field(default=None, pattern=r"^(tcp|udp):[^:]+:\d{1,5}$")
+    sysid: int | None = Field(default=None, ge=1, le=255)
+    signing_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
+class Links(Frozen):
+    scheme: Literal["tcp", "udp"] = "tcp"
+    host: str = "127.0.0.1"
+    base_port: int = Field(default=5760, ge=1, le=65535)
+    port_step: int = Field(default=10, ge=1, le=1000)
+    overrides: dict[str, LinkOverride] = Field(default_factory=dict)
+
+
+class FlightProfile(Frozen):
+    arm_ready_timeout_s: float = Field(gt=0, le=1800)
+    arm_attempts: int = Field(ge=1, le=600)
+    takeoff_timeout_s: float = Field(gt=0, le=600)
+    arrival_radius_m: float = Field(gt=0, le=1000)
+    target_resend_s: float = Field(gt=0, le=60)
+    on_scene: Literal["hold", "orbit"]
+    orbit_radius_m: float = Field(gt=0, le=2000)
+    orbit_points: int = Field(ge=3, le=72)
+    battery_return_margin_pct: float = Field(ge=0, le=50)
+    command_timeout_s: float = Field(gt=0, le=30)
+    command_retries: int = Field(ge=1, le=20)
+    failsafe: Failsafe
+    links: Links

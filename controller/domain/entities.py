@@ -51,6 +51,8 @@ class Incident:
     queue_decision: Any = None
     #: Whether the incident's entry into the queue has been announced on the event stream.
     queue_announced: bool = False
+    #: Set when no drone can serve it at all (e.g. inside a no-fly zone); it is then not offered.
+    blocked_reason: str | None = None
 
     @property
     def queue_reasons(self) -> dict[str, str]:

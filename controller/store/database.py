@@ -200,6 +200,12 @@ class Database:
         ]
 
     @staticmethod
+    def mission_steps(conn: Connection, mission_id: str) -> list[dict[str, Any]]:
+        t = schema.mission_steps
+        q = select(t).where(t.c.mission_id == mission_id).order_by(t.c.id)
+        return [{"at": r.at, "step": r.step, "ok": bool(r.ok), "detail": r.detail} for r in conn.execute(q)]
+
+    @staticmethod
     def events_after(conn: Connection, seq: int, limit: int = 10_000) -> list[Event]:
         t = schema.events
         q = select(t).where(t.c.seq > seq).order_by(t.c.seq).limit(limit)

@@ -30,6 +30,7 @@ def incident_row(inc: Incident) -> tuple[Table, dict[str, Any]]:
         "last_report_at": inc.last_report_at,
         "closed_at": inc.closed_at,
         "close_reason": inc.close_reason,
+        "blocked_reason": inc.blocked_reason,
         "created_by": inc.created_by,
     }
 
@@ -124,6 +125,7 @@ def incident_from_row(row: Any) -> Incident:
         last_report_at=row.last_report_at,
         closed_at=row.closed_at,
         close_reason=row.close_reason,
+        blocked_reason=row.blocked_reason,
     )
     inc.machine.since = row.updated_at
     return inc

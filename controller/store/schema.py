@@ -64,6 +64,7 @@ incidents = Table(
     Column("last_report_at", UTCDateTime, nullable=False),
     Column("closed_at", UTCDateTime),
     Column("close_reason", String(500)),
+    Column("blocked_reason", String(500)),
     Column("created_by", String(64), nullable=False),
 )
 
@@ -126,6 +127,17 @@ transitions = Table(
     Column("reason", String(500), nullable=False, default=""),
     Column("actor", String(64), nullable=False),
     Index("ix_transitions_entity", "entity", "entity_id"),
+)
+
+mission_steps = Table(
+    "mission_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mission_id", String(32), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("step", String(40), nullable=False),
+    Column("ok", Integer, nullable=False, default=1),
+    Column("detail", String(500), nullable=False, default=""),
 )
 
 events = Table(

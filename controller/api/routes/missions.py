@@ -67,15 +67,15 @@ async def get_mission(
         if m is None:
             return None
         inc = db.get_incident(c, m.incident_id)
-        return m, inc, db.timeline(c, "mission", mission_id)
+        return m, inc, db.timeline(c, "mission", mission_id), db.mission_steps(c, mission_id)
 
     found = await db.read(load)
     if found is None:
         raise NotFound("mission", mission_id)
-    m, inc, timeline = found
+    m, inc, timeline, steps = found
     check_mission(who, m.station_id, inc.category if inc else None)
     view = offer_view(m, inc, rt.center.clock()) if inc else mission_view(m)
-    return {**view, "timeline": timeline}
+    return {**view, "timeline": timeline, "steps": steps}
 
 
 @router.post("/missions/{mission_id}/accept", response_model=MissionOut)

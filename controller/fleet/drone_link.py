@@ -1,0 +1,426 @@
+"""One MAVLink 2 link to one drone: connection, liveness, telemetry, and confirmed requests.
+
+Every request has a timeout and retries, and is confirmed the way ArduCopter
+confirms it: COMMAND_LONG/INT by COMMAND_ACK, SET_MODE by the mode in the next
+HEARTBEAT (there is no ACK), PARAM_SET by the PARAM_VALUE echo (an unknown name
+gets no answer at all), a mission upload by MISSION_ACK. Position targets get no
+answer and are confirmed by the vehicle's own progress.
+
+The link never blocks the event loop: bytes are parsed as they arrive, and the
+fleet service drives heartbeats and liveness checks for all links from one
+ticker instead of two timers per drone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink2
+
+from controller.fleet.copter import ACK_RESULTS, CUSTOM_MODE_ENABLED, STREAM_RATES_HZ, CopterMode
+from controller.fleet.telemetry import Telemetry
+from controller.fleet.transport import Endpoint, Transport, open_transport
+
+log = logging.getLogger(__name__)
+
+GCS_SYSID = 255
+GCS_COMPID = 190
+#: No message for this long and the link counts as lost (checked 4 times a second: detected within 3 s).
+LINK_TIMEOUT_S = 2.5
+#: Lost this long with the socket still open: drop it and reconnect.
+RECONNECT_AFTER_S = 10.0
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+class LinkError(Exception):
+    """A request to the vehicle did not succeed."""
+
+
+class CommandTimeout(LinkError):
+    pass
+
+
+class CommandRejected(LinkError):
+    def __init__(self, what: str, result: int, texts: Sequence[str]) -> None:
+        reason = ACK_RESULTS.get(result, f"result {result}")
+        detail = f" ({'; '.join(texts)})" if texts else ""
+        super().__init__(f"{what} {reason}{detail}")
+        self.result = result
+        self.texts = list(texts)
+
+
+class LinkDown(LinkError):
+    pass
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    drone_id: str
+    endpoint: Endpoint
+    sysid: int
+    compid: int = 1
+    signing_key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MissionItem:
+    """One MISSION_ITEM_INT: lat/lon in degrees, alt in metres in `frame`."""
+
+    command: int
+    frame: int = mavlink2.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT
+    params: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    lat: float = 0.0
+    lon: float = 0.0
+    alt: float = 0.0
+
+
+class LinkListener(Protocol):
+    def link_state_changed(self, link: DroneLink, up: bool) -> None: ...
+
+    def telemetry_received(self, link: DroneLink, kind: str) -> None: ...
+
+
+class _Writer:
+    """File-like adaptor so pymavlink's `send` packs, signs and numbers messages for us."""
+
+    def __init__(self) -> None:
+        self.transport: Transport | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None:
+            raise LinkDown("not connected")
+        self.transport.write(data)
+
+
+class DroneLink:
+    def __init__(self, config: LinkConfig, listener: LinkListener | None = None, clock: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.listener = listener
+        self.clock = clock
+        self.telemetry = Telemetry()
+        self._writer = _Writer()
+        self._mav = mavlink2.MAVLink(self._writer, srcSystem=GCS_SYSID, srcComponent=GCS_COMPID)
+        self._mav.robust_parsing = True
+        if config.signing_key is not None:
+            self._mav.signing.secret_key = config.signing_key
+            self._mav.signing.link_id = 1
+            self._mav.signing.sign_outgoing = True
+            self._mav.signing.timestamp = int((time.time() - 1420070400) * 100000)
+            self._mav.signing.allow_unsigned_callback = lambda _mav, _msg_id: False
+        self.up = False
+        self.connected = False
+        self.last_rx = 0.0
+        self.rx_messages = 0
+        self.rx_bad = 0
+        self.reconnects = 0
+        self._waiters: list[tuple[Callable[[Any], bool], asyncio.Future[Any]]] = []
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._transport: Transport | None = None
+
+    @property
+    def drone_id(self) -> str:
+        return self.config.drone_id
+
+    @property
+    def rejected_unsigned(self) -> int:
+        """Messages dropped because they were unsigned or badly signed on a signed link."""
+        return self._mav.signing.reject_count
+
+    # --- life cycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._runner = asyncio.get_running_loop().create_task(self._run(), name=f"link-{self.drone_id}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        await self._drop()
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(LinkDown("link stopped"))
+        self._waiters.clear()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            try:
+                self._transport = await open_transport(self.config.endpoint)
+            except (OSError, asyncio.TimeoutError) as exc:
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                if attempt == 0 or attempt % 10 == 0:
+                    log.info("%s: cannot reach %s (%s); retrying in %.1f s", self.drone_id, self.config.endpoint, exc, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            self._writer.transport = self._transport
+            self.connected = True
+            self.last_rx = self.clock()
+            self.request_streams()
+            try:
+                await self._read_loop(self._transport)
+            except (ConnectionError, OSError) as exc:
+                log.warning("%s: connection lost: %s", self.drone_id, exc)
+            finally:
+                await self._drop()
+            if not self._stopping:
+                self.reconnects += 1
+                await asyncio.sleep(BACKOFF_S[0])
+
+    async def _drop(self) -> None:
+        self.connected = False
+        self._writer.transport = None
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.close()
+
+    async def _read_loop(self, transport: Transport) -> None:
+        while True:
+            data = await transport.read()
+            now = self.clock()
+            try:
+                messages = self._mav.parse_buffer(data)
+            except mavlink2.MAVError:
+                self.rx_bad += 1
+                continue
+            for msg in messages or ():
+                self._on_message(msg, now)
+
+    def _on_message(self, msg: Any, now: float) -> None:
+        kind = msg.get_type()
+        if kind == "BAD_DATA":
+            self.rx_bad += 1
+            return
+        if msg.get_srcSystem() != self.config.sysid:
+            return  # another vehicle or a GCS on a shared link
+        self.rx_messages += 1
+        self.last_rx = now
+        if not self.up:
+            self.up = True
+            if self.listener:
+                self.listener.link_state_changed(self, True)
+        self.telemetry.apply(msg, now)
+        if self._waiters:
+            for pred, fut in list(self._waiters):
+                if not fut.done() and pred(msg):
+                    fut.set_result(msg)
+            self._waiters = [(p, f) for p, f in self._waiters if not f.done()]
+        if self.listener:
+            self.listener.telemetry_received(self, kind)
+
+    # --- driven by the fleet ticker ----------------------------------------------
+
+    def heartbeat(self) -> None:
+        """The ground station's 1 Hz HEARTBEAT (the vehicle's GCS failsafe watches for it)."""
+        if self.connected:
+            self._send(
+                self._mav.heartbeat_encode(
+                    mavlink2.MAV_TYPE_GCS, mavlink2.MAV_AUTOPILOT_INVALID, 0, 0, mavlink2.MAV_STATE_ACTIVE
+                )
+            )
+
+    def check_liveness(self, now: float) -> None:
+        if self.up and now - self.last_rx > LINK_TIMEOUT_S:
+            self.up = False
+            log.warning("%s: link lost (no message for %.1f s)", self.drone_id, now - self.last_rx)
+            if self.listener:
+                self.listener.link_state_changed(self, False)
+        if self.connected and now - self.last_rx > RECONNECT_AFTER_S and self._transport is not None:
+            log.warning("%s: silent for %.0f s; reconnecting", self.drone_id, now - self.last_rx)
+            transport, self._transport = self._transport, None
+            asyncio.get_running_loop().create_task(transport.close())
+
+    def request_streams(self) -> None:
+        for stream, rate in STREAM_RATES_HZ.items():
+            self._send(self._mav.request_data_stream_encode(self.config.sysid, self.config.compid, stream, rate, 1))
+
+    # --- sending ----------------------------------------------------------------
+
+    def _send(self, msg: Any) -> None:
+        try:
+            self._mav.send(msg)
+        except (LinkDown, ConnectionError, OSError) as exc:
+            raise LinkDown(f"{self.drone_id}: cannot send {msg.get_type()}: {exc}") from None
+
+    def _expect(self, pred: Callable[[Any], bool]) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append((pred, fut))
+        return fut
+
+    def _forget(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.done():
+            fut.cancel()
+        self._waiters = [(p, f) for p, f in self._waiters if f is not fut]
+
+    async def _request(self, send: Callable[[int], None], pred: Callable[[Any], bool], what: str, timeout: float, retries: int) -> Any:
+        """Send, wait for the confirming message, resend on silence; raise CommandTimeout after the retries."""
+        for attempt in range(retries):
+            fut = self._expect(pred)
+            try:
+                send(attempt)
+                return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            except asyncio.TimeoutError:
+                log.info("%s: no answer to %s (attempt %d/%d)", self.drone_id, what, attempt + 1, retries)
+            finally:
+                self._forget(fut)
+        raise CommandTimeout(f"{self.drone_id}: {what}: no answer after {retries} attempts of {timeout:g} s")
+
+    async def command_long(
+        self, command: int, params: Sequence[float] = (), *, what: str = "", timeout: float = 1.5, retries: int = 3
+    ) -> None:
+        """COMMAND_LONG confirmed by COMMAND_ACK; raises CommandRejected with the vehicle's STATUSTEXTs."""
+        p = list(params) + [0.0] * (7 - len(params))
+        sys_, comp = self.config.sysid, self.config.compid
+        texts_before = len(self.telemetry.texts)
+
+        def send(attempt: int) -> None:
+            self._send(self._mav.command_long_encode(sys_, comp, command, attempt, *p))
+
+        ack = await self._request(
+            send, lambda m: m.get_type() == "COMMAND_ACK" and m.command == command, what or f"command {command}", timeout, retries
+        )
+        if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
+            await asyncio.sleep(0.05)  # the STATUSTEXT explaining a refusal follows the ACK closely
+            texts = [t for _, t in self.telemetry.texts[texts_before:]]
+            raise CommandRejected(what or f"command {command}", ack.result, texts)
+
+    async def command_int(
+        self,
+        command: int,
+        params: Sequence[float],
+        lat: float,
+        lon: float,
+        alt: float,
+        *,
+        frame: int = mavlink2.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT,
+        what: str = "",
+        timeout: float = 1.5,
+        retries: int = 3,
+    ) -> None:
+        p = list(params) + [0.0] * (4 - len(params))
+        sys_, comp = self.config.sysid, self.config.compid
+
+        def send(_attempt: int) -> None:
+            self._send(
+                self._mav.command_int_encode(sys_, comp, frame, command, 0, 0, *p, int(lat * 1e7), int(lon * 1e7), alt)
+            )
+
+        ack = await self._request(
+            send, lambda m: m.get_type() == "COMMAND_ACK" and m.command == command, what or f"command {command}", timeout, retries
+        )
+        if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
+            raise CommandRejected(what or f"command {command}", ack.result, [])
+
+    async def set_mode(self, mode: CopterMode, *, timeout: float = 1.0, retries: int = 5) -> None:
+        """SET_MODE gets no ACK on ArduCopter: confirm by the HEARTBEAT, re-sending (boot can overwrite it)."""
+        if self.telemetry.mode == mode:
+            return
+        sys_ = self.config.sysid
+
+        def send(_attempt: int) -> None:
+            self._send(self._mav.set_mode_encode(sys_, CUSTOM_MODE_ENABLED, int(mode)))
+
+        await self._request(
+            send, lambda m: m.get_type() == "HEARTBEAT" and m.custom_mode == mode, f"mode {mode.name}", timeout, retries
+        )
+
+    async def set_param(self, name: str, value: float, *, timeout: float = 1.0, retries: int = 3) -> float:
+        """PARAM_SET confirmed by the PARAM_VALUE echo; an unknown name never answers (CommandTimeout)."""
+        sys_, comp = self.config.sysid, self.config.compid
+        key = name.encode()
+
+        def send(_attempt: int) -> None:
+            self._send(self._mav.param_set_encode(sys_, comp, key, float(value), mavlink2.MAV_PARAM_TYPE_REAL32))
+
+        echo = await self._request(
+            send, lambda m: m.get_type() == "PARAM_VALUE" and _param_name(m) == name, f"set {name}={value:g}", timeout, retries
+        )
+        if abs(echo.param_value - value) > 1e-3 * max(1.0, abs(value)):
+            raise CommandRejected(f"set {name}={value:g}", mavlink2.MAV_RESULT_DENIED, [f"vehicle kept {echo.param_value:g}"])
+        return float(echo.param_value)
+
+    async def read_param(self, name: str, *, timeout: float = 1.0, retries: int = 3) -> float:
+        sys_, comp = self.config.sysid, self.config.compid
+        key = name.encode()
+
+        def send(_attempt: int) -> None:
+            self._send(self._mav.param_request_read_encode(sys_, comp, key, -1))
+
+        echo = await self._request(
+            send, lambda m: m.get_type() == "PARAM_VALUE" and _param_name(m) == name, f"read {name}", timeout, retries
+        )
+        return float(echo.param_value)
+
+    def send_position_target(self, lat: float, lon: float, alt_rel: float) -> None:
+        """Fly to a point in GUIDED (no ACK; POSITION_TARGET_GLOBAL_INT echoes it and the vehicle moves)."""
+        mask = 0b0000111111111000  # position only
+        self._send(
+            self._mav.set_position_target_global_int_encode(
+                0, self.config.sysid, self.config.compid, mavlink2.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, mask,
+                int(lat * 1e7), int(lon * 1e7), alt_rel, 0, 0, 0, 0, 0, 0, 0, 0,
+            )
+        )
+
+    async def wait_for(self, pred: Callable[[Telemetry], bool], timeout: float, what: str) -> None:
+        """Wait until the telemetry satisfies `pred` (checked on every message)."""
+        if pred(self.telemetry):
+            return
+        fut = self._expect(lambda _m: pred(self.telemetry))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise CommandTimeout(f"{self.drone_id}: {what}: not within {timeout:g} s") from None
+        finally:
+            self._forget(fut)
+
+    async def upload_mission(self, items: Sequence[MissionItem], *, timeout: float = 1.5, retries: int = 4) -> None:
+        """MISSION_COUNT -> MISSION_REQUEST(_INT) seq -> MISSION_ITEM_INT ... -> MISSION_ACK accepted.
+
+        Item 0 is home (ArduCopter overwrites it). Silence re-sends the last
+        message; a MISSION_ACK with an error ends the upload with that error.
+        """
+        sys_, comp = self.config.sysid, self.config.compid
+        count = len(items)
+
+        def is_reply(m: Any) -> bool:
+            return m.get_type() in ("MISSION_REQUEST", "MISSION_REQUEST_INT", "MISSION_ACK") and getattr(
+                m, "mission_type", 0
+            ) == mavlink2.MAV_MISSION_TYPE_MISSION
+
+        def send_item(seq: int) -> None:
+            it = items[seq]
+            self._send(
+                self._mav.mission_item_int_encode(
+                    sys_, comp, seq, it.frame, it.command, 0, 1, *it.params,
+                    int(it.lat * 1e7), int(it.lon * 1e7), it.alt, mavlink2.MAV_MISSION_TYPE_MISSION,
+                )
+            )
+
+        last: Callable[[int], None] = lambda _a: self._send(  # noqa: E731
+            self._mav.mission_count_encode(sys_, comp, count, mavlink2.MAV_MISSION_TYPE_MISSION)
+        )
+        while True:
+            reply = await self._request(last, is_reply, f"mission upload ({count} items)", timeout, retries)
+            if reply.get_type() == "MISSION_ACK":
+                if reply.type != mavlink2.MAV_MISSION_ACCEPTED:
+                    raise CommandRejected("mission upload", reply.type, [f"MISSION_ACK type {reply.type}"])
+                return
+            seq = reply.seq
+            if not 0 <= seq < count:
+                raise LinkError(f"{self.drone_id}: vehicle asked for mission item {seq} of {count}")
+            last = lambda _a, seq=seq: send_item(seq)  # noqa: E731
+
+
+def _param_name(msg: Any) -> str:
+    raw = msg.param_id
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    return raw.rstrip("\x00")

@@ -1,0 +1,207 @@
+"""The fleet service: every drone's link, one ticker for all of them, and a runner per flying mission.
+
+It is the dispatch centre's `MissionObserver` (accepted -> fly, recalled -> come
+home) and each link's listener (link up/down, telemetry). Telemetry reaches the
+centre in memory at full rate and the event stream at most once a second per
+drone, as ephemeral `drone.telemetry` events for the map.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from controller.config import FleetConfig
+from controller.domain.entities import Incident, Mission
+from controller.domain.states import MissionState
+from controller.events import Event
+from controller.fleet.drone_link import DroneLink, LinkConfig, LinkError
+from controller.fleet.mission_runner import FlightContext, MissionRunner
+from controller.fleet.nofly import NoFlyGuard
+from controller.fleet.transport import Endpoint
+
+if TYPE_CHECKING:
+    from controller.dispatch_center import DispatchCenter
+
+log = logging.getLogger(__name__)
+
+LIVENESS_PERIOD_S = 0.25
+#: A drone whose link has not come up this long after start is reported lost.
+FIRST_CONTACT_GRACE_S = 15.0
+TELEMETRY_EVENT_PERIOD_S = 1.0
+FLYING = (MissionState.ACCEPTED, MissionState.LAUNCHED, MissionState.ON_SCENE, MissionState.RETURNING)
+
+
+def link_configs(config: FleetConfig, drone_ids: list[str] | None = None) -> dict[str, LinkConfig]:
+    """Where each drone speaks MAVLink: drone N in roster order at BASE_PORT + PORT_STEP * N, sysid N + 1."""
+    links = config.flight.links
+    out: dict[str, LinkConfig] = {}
+    roster = [d.id for s in config.stations for d in s.drones]
+    for n, drone_id in enumerate(roster):
+        if drone_ids is not None and drone_id not in drone_ids:
+            continue
+        o = links.overrides.get(drone_id)
+        url = (o.url if o and o.url else None) or f"{links.scheme}:{links.host}:{links.base_port + links.port_step * n}"
+        key = None
+        if o and o.signing_key_env:
+            hex_key = os.environ.get(o.signing_key_env)
+            if not hex_key:
+                raise ValueError(f"{drone_id}: signing key variable {o.signing_key_env} is not set")
+            key = bytes.fromhex(hex_key)
+            if len(key) != 32:
+                raise ValueError(f"{drone_id}: signing key in {o.signing_key_env} must be 32 bytes (64 hex digits)")
+        out[drone_id] = LinkConfig(drone_id, Endpoint.parse(url), (o.sysid if o and o.sysid else n + 1), signing_key=key)
+    return out
+
+
+class FleetService:
+    def __init__(self, center: DispatchCenter, config: FleetConfig, links: dict[str, LinkConfig]) -> None:
+        self.center = center
+        self.config = config
+        self.links: dict[str, DroneLink] = {d: DroneLink(c, listener=self) for d, c in links.items()}
+        self.guard = NoFlyGuard(config.nofly, config.frame)
+        self.runners: dict[str, MissionRunner] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._last_event: dict[str, float] = {}
+        self._started_at = 0.0
+        self._stations = tuple((s.id, s.lat, s.lon) for s in config.stations)
+        self.telemetry_messages = 0
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._started_at = time.monotonic()
+        for link in self.links.values():
+            link.start()
+        self.center.observers.append(self)
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="fleet-ticker")
+        for m in list(self.center.missions.values()):
+            if m.state in FLYING and m.drone_id in self.links:
+                inc = self.center._incident_any(m.incident_id)  # noqa: SLF001 - the centre's own lookup
+                if inc is not None:
+                    self._run(m, inc, resume=True)
+        log.info("fleet link: %d drones, %d missions resumed", len(self.links), len(self.runners))
+
+    async def stop(self) -> None:
+        if self in self.center.observers:
+            self.center.observers.remove(self)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        await asyncio.gather(*(r.stop() for r in self.runners.values()), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(link.stop() for link in self.links.values()), return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fleet task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _tick_forever(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(LIVENESS_PERIOD_S)
+            now = time.monotonic()
+            beats += 1
+            send_heartbeat = beats % round(1 / LIVENESS_PERIOD_S) == 0
+            for drone_id, link in self.links.items():
+                if send_heartbeat:
+                    try:
+                        link.heartbeat()
+                    except LinkError:
+                        pass
+                link.check_liveness(now)
+                if not link.up and link.last_rx == 0.0 and now - self._started_at > FIRST_CONTACT_GRACE_S:
+                    link.last_rx = -1.0  # report the missing first contact once
+                    self._spawn(self.center.link_state(drone_id, False), f"link-down-{drone_id}")
+
+    # --- MissionObserver ----------------------------------------------------------
+
+    def mission_accepted(self, mission: Mission, incident: Incident) -> None:
+        if mission.drone_id not in self.links:
+            self._spawn(
+                self.center.flight_failed(mission.id, "no MAVLink link configured for this drone", to_maintenance=True),
+                f"nolink-{mission.id}",
+            )
+            return
+        self._run(mission, incident, resume=False)
+
+    def mission_recalled(self, mission: Mission, reason: str) -> None:
+        runner = self.runners.get(mission.id)
+        if runner is not None:
+            runner.recall(reason)
+
+    def _run(self, mission: Mission, incident: Incident, resume: bool) -> None:
+        model = self.config.drone_models[self.center.drones[mission.drone_id].model]
+        ctx = FlightContext(
+            profile=self.config.flight,
+            model=model,
+            transit_alt_m=self.config.policy.transit_altitude_m,
+            reserve_pct=self.config.policy.battery_reserve_pct,
+            guard=self.guard,
+            stations=self._stations,
+        )
+        runner = MissionRunner(self.links[mission.drone_id], self.center, mission, incident, ctx)
+        self.runners[mission.id] = runner
+        runner.start(resume=resume)
+        self._spawn(self._reap(mission.id, runner), f"reap-{mission.id}")
+
+    async def _reap(self, mission_id: str, runner: MissionRunner) -> None:
+        await runner.finished.wait()
+        if self.runners.get(mission_id) is runner:
+            del self.runners[mission_id]
+
+    # --- LinkListener ---------------------------------------------------------------
+
+    def link_state_changed(self, link: DroneLink, up: bool) -> None:
+        self._spawn(self.center.link_state(link.drone_id, up), f"link-{link.drone_id}")
+        if up:
+            self._spawn(self._configure(link), f"configure-{link.drone_id}")
+
+    def telemetry_received(self, link: DroneLink, kind: str) -> None:
+        self.telemetry_messages += 1
+        if kind != "GLOBAL_POSITION_INT":
+            return
+        t = link.telemetry
+        if t.lat is None or t.lon is None:
+            return
+        self.center.telemetry(link.drone_id, t.lat, t.lon, t.alt_rel_m or 0.0, t.battery_pct)
+        now = time.monotonic()
+        if now - self._last_event.get(link.drone_id, 0.0) >= TELEMETRY_EVENT_PERIOD_S:
+            self._last_event[link.drone_id] = now
+            drone = self.center.drones[link.drone_id]
+            data = {"drone_id": drone.id, "state": drone.state.value, **t.snapshot()}
+            self.center.bus.publish(
+                [Event(None, self.center.clock(), "drone.telemetry", data, station_id=drone.station_id, drone_id=drone.id)]
+            )
+
+    async def _configure(self, link: DroneLink) -> None:
+        """Failsafes, return altitude and cruise speed, set on every drone whenever its link comes up."""
+        fs = self.config.flight.failsafe
+        model = self.config.drone_models[self.center.drones[link.drone_id].model]
+        wanted: list[tuple[str, float]] = [
+            ("FS_GCS_ENABLE", fs.gcs_enable),
+            ("FS_GCS_TIMEOUT", fs.gcs_timeout_s),
+            ("BATT_FS_LOW_ACT", fs.battery_low_action),
+            ("RTL_ALT", self.config.policy.transit_altitude_m * 100),
+            ("WPNAV_SPEED", model.cruise_speed_ms * 100),
+        ]
+        try:
+            capacity = await link.read_param("BATT_CAPACITY")
+            wanted.append(("BATT_LOW_MAH", round(capacity * fs.battery_low_pct / 100)))
+            for name, value in wanted:
+                await link.set_param(name, value)
+            log.info("%s: failsafes set (%s)", link.drone_id, ", ".join(f"{n}={v:g}" for n, v in wanted))
+        except LinkError as exc:
+            log.warning("%s: could not set failsafe parameters: %s", link.drone_id, exc)

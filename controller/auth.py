@@ -26,6 +26,8 @@ class Role(StrEnum):
     PILOT = "pilot"
     SEARCH_TEAM = "search_team"
     ADMIN = "admin"
+    #: A drone's own credential: it may only publish its video.
+    DRONE = "drone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class Principal:
     role: Role
     name: str
     station_id: str | None = None
+    drone_id: str | None = None
 
     @property
     def actor(self) -> str:
@@ -44,13 +47,14 @@ class TokenGrant(BaseModel):
     role: Role
     name: str = Field(min_length=1, max_length=48)
     station_id: str | None = None
+    drone_id: str | None = None
 
     @model_validator(mode="after")
-    def _pilot_has_station(self) -> TokenGrant:
-        if self.role is Role.PILOT and not self.station_id:
-            raise ValueError("a pilot token must name its station_id")
-        if self.role is not Role.PILOT and self.station_id:
-            raise ValueError("only pilot tokens are bound to a station")
+    def _bindings(self) -> TokenGrant:
+        if (self.role is Role.PILOT) != bool(self.station_id):
+            raise ValueError("pilot tokens, and only they, are bound to a station_id")
+        if (self.role is Role.DRONE) != bool(self.drone_id):
+            raise ValueError("drone tokens, and only they, are bound to a drone_id")
         return self
 
 
@@ -81,7 +85,7 @@ class TokenRegistry:
                 if grant.station_id and grant.station_id not in known_stations:
                     raise TokenError(f"token {grant.name!r} names unknown station {grant.station_id!r}")
         self._by_digest = {
-            _digest(token): Principal(g.role, g.name, g.station_id) for token, g in grants.items()
+            _digest(token): Principal(g.role, g.name, g.station_id, g.drone_id) for token, g in grants.items()
         }
 
     def __len__(self) -> int:
@@ -126,8 +130,8 @@ class TokenRegistry:
         return cls.from_document(doc, str(path), known_stations)
 
 
-def generate_dev_tokens(station_ids: list[str]) -> dict[str, Any]:
-    """A token document with one commander, admin and search team, and one pilot per station."""
+def generate_dev_tokens(station_ids: list[str], drone_ids: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    """A token document with one commander, admin and search team, one pilot per station, one per drone."""
     tokens: dict[str, Any] = {
         f"cmd-{secrets.token_urlsafe(18)}": {"role": "commander", "name": "duty-commander"},
         f"adm-{secrets.token_urlsafe(18)}": {"role": "admin", "name": "admin"},
@@ -135,4 +139,6 @@ def generate_dev_tokens(station_ids: list[str]) -> dict[str, Any]:
     }
     for sid in station_ids:
         tokens[f"plt-{secrets.token_urlsafe(18)}"] = {"role": "pilot", "name": f"pilot-{sid}", "station_id": sid}
+    for did in drone_ids:
+        tokens[f"drn-{secrets.token_urlsafe(18)}"] = {"role": "drone", "name": f"drone-{did}", "drone_id": did}
     return {"tokens": tokens}

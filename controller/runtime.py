@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from controller.dispatch.nearest_eta import NearestEtaDispatcher
 from controller.dispatch_center import DispatchCenter
 from controller.settings import Settings
 from controller.store.database import Database
+from controller.fleet.fleet_service import FleetService
+from controller.video.service import VideoService
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ def dev_tokens_path(settings: Settings) -> Path:
 def resolve_tokens(settings: Settings, config: FleetConfig) -> tuple[TokenRegistry, dict[str, Any] | None]:
     """Configured tokens, or in --dev mode a persisted set of generated ones (returned for printing)."""
     stations = {s.id for s in config.stations}
+    drones = {d.id for s in config.stations for d in s.drones}
     registry = TokenRegistry.from_environment(stations)
     if registry is not None:
         return registry, None
@@ -47,11 +50,12 @@ def resolve_tokens(settings: Settings, config: FleetConfig) -> tuple[TokenRegist
             doc = json.loads(path.read_text(encoding="utf-8"))
             registry = TokenRegistry.from_document(doc, str(path), stations)
             covered = {g.get("station_id") for g in doc["tokens"].values()}
-            if stations <= covered:
+            covered |= {g.get("drone_id") for g in doc["tokens"].values()}
+            if stations | drones <= covered:
                 return registry, doc
         except (ValueError, KeyError, TokenError) as exc:
             log.warning("regenerating development tokens: %s", exc)
-    doc = generate_dev_tokens(sorted(stations))
+    doc = generate_dev_tokens(sorted(stations), sorted(drones))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
     path.chmod(0o600)
@@ -66,7 +70,10 @@ class Runtime:
     db: Database
     center: DispatchCenter
     dev_tokens: dict[str, Any] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    video: VideoService | None = None
+    fleet: FleetService | None = None
+    #: Whatever runs the drones for `fleet`: a simulator process or ArduPilot SITL instances.
+    backend: Any = None
 
     @classmethod
     def build(cls, settings: Settings, tokens: TokenRegistry | None = None) -> Runtime:
@@ -78,11 +85,19 @@ class Runtime:
             Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
         center = DispatchCenter(config, db, NearestEtaDispatcher(config.policy), on_fatal=_stop_process)
-        return cls(settings, config, tokens, db, center, dev_tokens)
+        return cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center))
 
     async def start(self) -> None:
         await self.center.start()
+        if self.video is not None:
+            await self.video.start()
 
     async def stop(self) -> None:
+        if self.fleet is not None:
+            await self.fleet.stop()
+        if self.backend is not None:
+            await self.backend.stop()
+        if self.video is not None:
+            await self.video.stop()
         await self.center.stop()
         self.db.close()

@@ -83,6 +83,8 @@ def print_banner(settings: Settings, dev_tokens: dict | None) -> None:
             lines.append(f"    pilot        {token}   (station {grant['station_id']})")
         if len(pilots) > 3:
             lines.append(f"    ... and {len(pilots) - 3} more pilot tokens in {settings.var_dir / 'dev-tokens.json'}")
+        if by_role.get("drone"):
+            lines.append(f"    drone tokens (video publishing) for {len(by_role['drone'])} drones in the same file")
     lines.append("")
     print("\n".join(lines), file=sys.stderr, flush=True)
 

@@ -28,6 +28,7 @@ TOKENS: dict[str, dict[str, Any]] = {
     "test-search-team-token-01": {"role": "search_team", "name": "team1"},
     "test-pilot-a-token-000001": {"role": "pilot", "name": "pilot-a", "station_id": STATION_A},
     "test-pilot-b-token-000001": {"role": "pilot", "name": "pilot-b", "station_id": STATION_B},
+    "test-drone-a1-token-00001": {"role": "drone", "name": "drone-a1", "drone_id": f"{STATION_A}-D1"},
 }
 TOKEN = {
     "commander": "test-commander-token-0001",
@@ -35,6 +36,7 @@ TOKEN = {
     "search_team": "test-search-team-token-01",
     "pilot_a": "test-pilot-a-token-000001",
     "pilot_b": "test-pilot-b-token-000001",
+    "drone_a1": "test-drone-a1-token-00001",
 }
 
 

@@ -1,0 +1,286 @@
+"""The video hub: drones publish once, any number of viewers watch, nothing is re-encoded.
+
+Signalling is offer/answer over HTTP (see controller/api/routes/video.py); this
+module owns the peer connections. A publisher connection is receive-only: its
+video receivers get an `EncodedTap` instead of aiortc's decoder queue, so
+frames go straight to the feed. A viewer connection is send-only: each video
+transceiver gets a `RelayTrack` and keeps the feed's codec, and its keyframe
+requests go to the publisher. `decoded(drone, kind)` switches aiortc's decoder
+back on for one feed, for the one consumer that needs pixels.
+
+Everything the hub starts it stops: `close_drone` when a drone lands, `leave`
+when a viewer goes, `close` at shutdown; the counts are exposed for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from controller.video import aiortc_hooks
+from controller.video.capture_clock import CaptureClock
+from controller.video.encoded_frames import EncodedFrame, is_keyframe
+from controller.video.feed import Feed
+
+log = logging.getLogger(__name__)
+
+KINDS = ("visible", "thermal")
+#: Codecs the relay can forward (it must understand keyframes), in order of preference.
+RELAY_CODECS = ("VP8", "H264")
+NEGOTIATION_TIMEOUT_S = 10.0
+
+
+class VideoError(Exception):
+    pass
+
+
+class NoSuchFeed(VideoError):
+    pass
+
+
+class EncodedTap:
+    """Stands where aiortc's receiver queues encoded frames for its decoder thread.
+
+    `put` forwards each frame to the feed and, only while `decode` is on, to
+    the real decoder; `get` is what the decoder thread blocks on.
+    """
+
+    def __init__(self, inner: queue.Queue, sink: Callable[[Any, Any], None]) -> None:
+        self._inner = inner
+        self._sink = sink
+        self.decode = False
+
+    def put(self, item: Any) -> None:
+        if item is None:  # the receiver is stopping: let the decoder thread end
+            self._inner.put(None)
+            return
+        self._sink(*item)
+        if self.decode:
+            self._inner.put(item)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.get(*args, **kwargs)
+
+
+@dataclass(eq=False)
+class PublisherSession:
+    drone_id: str
+    pc: RTCPeerConnection
+    feeds: dict[str, Feed] = field(default_factory=dict)
+    taps: dict[str, EncodedTap] = field(default_factory=dict)
+    decoded_tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)
+    kinds_by_mid: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class ViewerSession:
+    id: str
+    who: str
+    drone_id: str
+    kind: str
+    pc: RTCPeerConnection
+    tracks: list[Any] = field(default_factory=list)
+    created_at: float = field(default_factory=time.monotonic)
+
+
+def _sdp_mids(sdp: str) -> list[str]:
+    return [line.split(":", 1)[1].strip() for line in sdp.splitlines() if line.startswith("a=mid:")]
+
+
+class VideoHub:
+    def __init__(self, on_feeds_changed: Callable[[str], None] | None = None) -> None:
+        self.feeds: dict[tuple[str, str], Feed] = {}
+        self.publishers: dict[str, PublisherSession] = {}
+        self.viewers: dict[str, ViewerSession] = {}
+        self._ids = itertools.count(1)
+        self._on_feeds_changed = on_feeds_changed
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- publishers ---------------------------------------------------------------
+
+    async def publish(self, drone_id: str, offer_sdp: str, kinds: list[str]) -> str:
+        """Accept a drone's offer. `kinds[i]` names the i-th video section (visible / thermal)."""
+        for kind in kinds:
+            if kind not in KINDS:
+                raise VideoError(f"unknown camera kind {kind!r}; expected one of {', '.join(KINDS)}")
+        old = self.publishers.pop(drone_id, None)
+        if old is not None:
+            await self._close_publisher(old, "replaced by a new connection")
+        pc = RTCPeerConnection()
+        session = PublisherSession(drone_id, pc)
+        self.publishers[drone_id] = session
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind != "video":
+                return
+            transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
+            kind = kinds[len(session.taps)] if len(session.taps) < len(kinds) else f"extra{len(session.taps)}"
+            self._attach(session, kind, transceiver.receiver)
+            session.decoded_tracks[kind] = track
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed") and self.publishers.get(drone_id) is session:
+                log.info("video: %s publisher connection %s", drone_id, pc.connectionState)
+                await self.close_drone(drone_id)
+
+        try:
+            await asyncio.wait_for(pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer")), NEGOTIATION_TIMEOUT_S)
+            for t in pc.getTransceivers():
+                t.direction = "recvonly"
+            answer = await pc.createAnswer()
+            await asyncio.wait_for(pc.setLocalDescription(answer), NEGOTIATION_TIMEOUT_S)
+        except Exception as exc:
+            self.publishers.pop(drone_id, None)
+            await pc.close()
+            raise VideoError(f"cannot accept {drone_id}'s video offer: {exc}") from exc
+        log.info("video: %s publishing %s", drone_id, ", ".join(kinds))
+        return pc.localDescription.sdp
+
+    def _attach(self, session: PublisherSession, kind: str, receiver: RTCRtpReceiver) -> None:
+        clock = CaptureClock()
+        aiortc_hooks.watch_sender_reports(receiver, clock.observe_sender_report)
+        feed_box: list[Feed] = []
+
+        def request_keyframe() -> None:
+            ssrc = aiortc_hooks.media_ssrc(receiver)
+            if ssrc is not None:
+                self._spawn(receiver._send_rtcp_pli(ssrc))
+
+        def sink(codec: Any, jitter_frame: Any) -> None:
+            if not feed_box:
+                if codec.name.upper() not in RELAY_CODECS:
+                    log.warning("video: %s sends %s, which the relay cannot forward", session.drone_id, codec.name)
+                    return
+                feed = Feed(session.drone_id, kind, codec.name, request_keyframe)
+                feed_box.append(feed)
+                session.feeds[kind] = feed
+                self.feeds[feed.key] = feed
+                if self._on_feeds_changed:
+                    self._on_feeds_changed(session.drone_id)
+            origin = aiortc_hooks.rtp_origin(receiver) or 0
+            data = bytes(jitter_frame.data)
+            feed_box[0].push(
+                EncodedFrame(
+                    data=data,
+                    rtp_ts=jitter_frame.timestamp,
+                    keyframe=is_keyframe(codec.name, data),
+                    capture_time=clock.capture_time((jitter_frame.timestamp + origin) & 0xFFFFFFFF),
+                    received=time.monotonic(),
+                )
+            )
+
+        tap = EncodedTap(aiortc_hooks.decoder_queue(receiver), sink)
+        aiortc_hooks.install_decoder_tap(receiver, tap)
+        session.taps[kind] = tap
+
+    def decoded(self, drone_id: str, kind: str) -> MediaStreamTrack:
+        """aiortc's decoded track for one feed: decoding starts now (and a keyframe is requested)."""
+        session = self.publishers.get(drone_id)
+        if session is None or kind not in session.taps:
+            raise NoSuchFeed(f"{drone_id} has no live {kind} feed")
+        session.taps[kind].decode = True
+        feed = session.feeds.get(kind)
+        if feed is not None:
+            feed.request_keyframe()
+        return session.decoded_tracks[kind]
+
+    async def close_drone(self, drone_id: str) -> None:
+        """The drone landed or went away: end its feeds and every viewer watching them."""
+        session = self.publishers.pop(drone_id, None)
+        if session is not None:
+            await self._close_publisher(session, "publisher ended")
+
+    async def _close_publisher(self, session: PublisherSession, why: str) -> None:
+        for feed in session.feeds.values():
+            feed.close()
+            self.feeds.pop(feed.key, None)
+        for viewer in [v for v in self.viewers.values() if v.drone_id == session.drone_id]:
+            await self.leave(viewer.id)
+        await session.pc.close()
+        log.info("video: %s feeds closed (%s)", session.drone_id, why)
+        if self._on_feeds_changed:
+            self._on_feeds_changed(session.drone_id)
+
+    # --- viewers ------------------------------------------------------------------
+
+    async def watch(self, drone_id: str, kind: str, offer_sdp: str, who: str) -> tuple[str, str]:
+        """Answer a viewer's offer with the feed's tracks; returns (viewer id, answer SDP)."""
+        feed = self.feeds.get((drone_id, kind))
+        if feed is None:
+            raise NoSuchFeed(f"{drone_id} has no live {kind} feed")
+        pc = RTCPeerConnection()
+        viewer = ViewerSession(f"v{next(self._ids)}", who, drone_id, kind, pc)
+        self.viewers[viewer.id] = viewer
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed") and viewer.id in self.viewers:
+                await self.leave(viewer.id)
+
+        try:
+            await asyncio.wait_for(pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer")), NEGOTIATION_TIMEOUT_S)
+            video = [t for t in pc.getTransceivers() if t.kind == "video"]
+            if not video:
+                raise VideoError("the offer has no video section")
+            # Forwarding works only if the viewer decodes what the drone encodes: offer that codec alone.
+            wanted = (f"video/{feed.codec.lower()}", "video/rtx")
+            codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted]
+            transceiver = video[0]
+            transceiver.setCodecPreferences(codecs)
+            track = feed.subscribe()
+            viewer.tracks.append(track)
+            pc.addTrack(track)
+            transceiver.direction = "sendonly"
+            aiortc_hooks.redirect_keyframe_requests(transceiver.sender, feed.request_keyframe)
+            answer = await pc.createAnswer()
+            await asyncio.wait_for(pc.setLocalDescription(answer), NEGOTIATION_TIMEOUT_S)
+        except Exception as exc:
+            await self.leave(viewer.id)
+            raise VideoError(f"cannot answer the viewer's offer: {exc}") from exc
+        log.info("video: %s watches %s/%s (%d viewers)", who, drone_id, kind, len(feed.subscribers))
+        return viewer.id, pc.localDescription.sdp
+
+    async def leave(self, viewer_id: str) -> bool:
+        viewer = self.viewers.pop(viewer_id, None)
+        if viewer is None:
+            return False
+        for track in viewer.tracks:
+            track.stop()
+        await viewer.pc.close()
+        return True
+
+    # --- housekeeping -------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for drone_id in list(self.publishers):
+            await self.close_drone(drone_id)
+        for viewer_id in list(self.viewers):
+            await self.leave(viewer_id)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "publishers": len(self.publishers),
+            "feeds": len(self.feeds),
+            "viewers": len(self.viewers),
+            "forwarded_streams": sum(len(f.subscribers) for f in self.feeds.values()),
+        }

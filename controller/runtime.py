@@ -20,7 +20,8 @@ from controller.dispatch.nearest_eta import NearestEtaDispatcher
 from controller.dispatch_center import DispatchCenter
 from controller.settings import Settings
 from controller.store.database import Database
-from controller.fleet.fleet_service import FleetService
+from controller.fleet.backends import ArduPilotBackend, SimulatorProcess
+from controller.fleet.fleet_service import FleetService, link_configs
 from controller.video.service import VideoService
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,48 @@ class Runtime:
             Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
         center = DispatchCenter(config, db, NearestEtaDispatcher(config.policy), on_fatal=_stop_process)
-        return cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center))
+        rt = cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center))
+        if settings.fleet != "none":
+            rt._build_fleet()
+        return rt
+
+    def _build_fleet(self) -> None:
+        s, config = self.settings, self.config
+        roster = [d.id for st in config.stations for d in st.drones]
+        count = min(s.fleet_drones or len(roster), len(roster))
+        if s.fleet == "sim":
+            self.backend = SimulatorProcess(
+                config, count, s.sim_speedup, s.var_dir / "simulator.log",
+                video_url=f"http://{s.host}:{s.port}", video_tokens=self._drone_token_file(),
+            )
+        elif s.fleet == "ardupilot":
+            self.backend = ArduPilotBackend(config, count, s.sim_speedup)
+        self.fleet = FleetService(self.center, config, link_configs(config, roster[:count]))
+
+    def _drone_token_file(self) -> Path | None:
+        """The drones' own tokens, for the simulator's video uplinks (file readable by this user only)."""
+        if self.dev_tokens is not None:
+            return dev_tokens_path(self.settings)
+        env_file = os.environ.get("DRONEFLEET_TOKENS_FILE")
+        if env_file:
+            return Path(env_file)
+        inline = os.environ.get("DRONEFLEET_TOKENS")
+        if inline:
+            path = self.settings.var_dir / "sim-drone-tokens.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(inline, encoding="utf-8")
+            path.chmod(0o600)
+            return path
+        return None
 
     async def start(self) -> None:
         await self.center.start()
         if self.video is not None:
             await self.video.start()
+        if self.backend is not None:
+            await self.backend.start()
+        if self.fleet is not None:
+            await self.fleet.start()
 
     async def stop(self) -> None:
         if self.fleet is not None:

@@ -45,7 +45,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "dev": args.dev,
         "log_level": args.log_level,
         "sim_speedup": args.speedup,
-        "fleet": args.fleet or "none",
+        "fleet": args.fleet or ("sim" if args.dev else "none"),
     }
     if args.drones is not None:
         values["fleet_drones"] = args.drones

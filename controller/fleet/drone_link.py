@@ -289,7 +289,8 @@ class DroneLink:
         )
         if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
             await asyncio.sleep(0.05)  # the STATUSTEXT explaining a refusal follows the ACK closely
-            texts = [t for _, t in self.telemetry.texts[texts_before:]]
+            # Refusal reasons come as warnings or worse; informational texts that happen to arrive are not reasons.
+            texts = [t for sev, t in self.telemetry.texts[texts_before:] if sev <= mavlink2.MAV_SEVERITY_WARNING]
             raise CommandRejected(what or f"command {command}", ack.result, texts)
 
     async def command_int(

@@ -70,6 +70,7 @@ class FleetService:
         self._started_at = 0.0
         self._stations = tuple((s.id, s.lat, s.lon) for s in config.stations)
         self.telemetry_messages = 0
+        self.configured = 0
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -84,7 +85,13 @@ class FleetService:
                 inc = self.center._incident_any(m.incident_id)  # noqa: SLF001 - the centre's own lookup
                 if inc is not None:
                     self._run(m, inc, resume=True)
-        log.info("fleet link: %d drones, %d missions resumed", len(self.links), len(self.runners))
+        unlinked = [d for d in self.center.drones if d not in self.links]
+        for drone_id in unlinked:  # no link configured: the controller cannot fly these
+            await self.center.link_state(drone_id, False)
+        log.info(
+            "fleet link: %d drones linked, %d without a link, %d missions resumed",
+            len(self.links), len(unlinked), len(self.runners),
+        )
 
     async def stop(self) -> None:
         if self in self.center.observers:
@@ -202,6 +209,9 @@ class FleetService:
             wanted.append(("BATT_LOW_MAH", round(capacity * fs.battery_low_pct / 100)))
             for name, value in wanted:
                 await link.set_param(name, value)
-            log.info("%s: failsafes set (%s)", link.drone_id, ", ".join(f"{n}={v:g}" for n, v in wanted))
+            self.configured += 1
+            log.debug("%s: failsafes set (%s)", link.drone_id, ", ".join(f"{n}={v:g}" for n, v in wanted))
+            if self.configured == len(self.links):
+                log.info("failsafes set on all %d drones (%s)", self.configured, ", ".join(n for n, _ in wanted))
         except LinkError as exc:
             log.warning("%s: could not set failsafe parameters: %s", link.drone_id, exc)

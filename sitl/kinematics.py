@@ -60,6 +60,7 @@ class Limits:
     speed_dn: float
     land_speed: float
     land_alt_low: float
+    accel_z: float = 1.0  # m/s2 vertical
 
 
 def wind_components(wind_speed: float, wind_from_deg: float) -> tuple[float, float]:
@@ -113,14 +114,23 @@ def brake(m: Motion, lim: Limits, dt: float) -> None:
 
 
 def vertical_step(m: Motion, target_alt: float, lim: Limits, dt: float, landing: bool = False) -> float:
-    """Climb or descend towards target_alt; returns the remaining height difference."""
+    """Climb or descend towards target_alt (accelerating at most accel_z, braking to stop on it);
+    returns the remaining height difference."""
     diff = target_alt - m.alt
     if diff > 0:
         rate = lim.speed_up
     else:
         rate = lim.land_speed if landing and m.alt <= lim.land_alt_low else lim.speed_dn
-    move = math.copysign(min(abs(diff), rate * dt), diff)
-    m.vz = move / dt if dt > 0 else 0.0
+    if not landing:
+        rate = min(rate, math.sqrt(2 * lim.accel_z * abs(diff)))
+    want = math.copysign(rate, diff)
+    dv = max(-lim.accel_z * dt, min(lim.accel_z * dt, want - m.vz))
+    m.vz += dv
+    move = m.vz * dt
+    if abs(move) >= abs(diff) or (move * diff) < 0 and abs(diff) < 0.05:
+        m.alt = target_alt
+        m.vz = 0.0
+        return 0.0
     m.alt += move
     return target_alt - m.alt
 

@@ -34,11 +34,14 @@ MODES = {
 
 # Boot timeline of a cold start, in simulated seconds (from the recorded transcripts).
 T_ORIGIN = 20.0  # EKF origin and home set
-T_IMU_CONSISTENT = 25.0  # "Gyros inconsistent" stops
+T_ACCELS_CONSISTENT = 13.0  # before this an arm attempt hears "Accels inconsistent" ...
+T_IMU_CONSISTENT = 25.0  # ... then "Gyros inconsistent" until this
 T_GPS = 41.2  # EKF starts using GPS: armable
 PREARM_PERIOD = 30.0
 STAT_PERIOD = 31.0
 GROUND_CONTACT_DISARM_S = 2.0  # after "SIM Hit ground": "Disarming motors"
+#: SITL's barometer/GPS put the vehicle on the ground 0.1 m above the --home altitude (10.1 m for home 10 m).
+GROUND_OFFSET_M = 0.1
 
 EKF_BOOT_FLAGS = 167  # attitude, velocities, vertical position, constant-position mode
 EKF_GPS_FLAGS = 831  # plus horizontal position (rel/abs, predicted), constant-position mode clear
@@ -103,6 +106,7 @@ class SimCopter:
         self.mission_seq = 0
         self._loiter_until: float | None = None
         self._speed_override: float | None = None
+        self._spool_until = 0.0
         self.streams: dict[int, float] = {}  # stream group -> Hz
         self._next_due: dict[int, float] = {}
         self._next_heartbeat = self.t
@@ -117,7 +121,8 @@ class SimCopter:
         self.statustexts: list[tuple[float, str]] = []
         if warm:
             self.origin_set = True
-            self.mission.set_home(home.lat, home.lon, home.alt_amsl)
+            self.home = Home(home.lat, home.lon, home.alt_amsl + GROUND_OFFSET_M)
+            self.mission.set_home(self.home.lat, self.home.lon, self.home.alt_amsl)
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -155,6 +160,7 @@ class SimCopter:
             speed_dn=p["WPNAV_SPEED_DN"] / 100.0,
             land_speed=p["LAND_SPEED"] / 100.0,
             land_alt_low=p["LAND_ALT_LOW"] / 100.0,
+            accel_z=p["WPNAV_ACCEL_Z"] / 100.0,
         )
 
     def wind(self) -> tuple[float, float]:
@@ -227,7 +233,7 @@ class SimCopter:
         out: list[str] = []
         if not self._boot_done:
             if self.t < T_IMU_CONSISTENT:
-                out.append("Accels inconsistent" if self._arm_attempts == 0 else "Gyros inconsistent")
+                out.append("Accels inconsistent" if self.t < T_ACCELS_CONSISTENT else "Gyros inconsistent")
             if self.t < T_ORIGIN:
                 out.append("AHRS: waiting for home")
             elif self.t < T_GPS:
@@ -268,7 +274,7 @@ class SimCopter:
         self.armed = True
         self._armed_at = self.t
         lat, lon = self.latlon()
-        self.home = Home(lat, lon, self.launch.alt_amsl - 0.01 + self.motion.alt)
+        self.home = Home(lat, lon, self.launch.alt_amsl + GROUND_OFFSET_M - 0.01 + self.motion.alt)
         self.mission.set_home(self.home.lat, self.home.lon, self.home.alt_amsl)
         self._send_home()
         self.text(mavlink2.MAV_SEVERITY_INFO, "Arming motors")
@@ -319,10 +325,14 @@ class SimCopter:
         alt = p[6]
         if not self.armed or self.mode != GUIDED or alt <= 0 or self.flying:
             return mavlink2.MAV_RESULT_FAILED
+        self._begin_takeoff(alt)
+        return mavlink2.MAV_RESULT_ACCEPTED
+
+    def _begin_takeoff(self, alt: float) -> None:
         self.takeoff_alt = alt
         self.flying = True
         self.target = (self.motion.north, self.motion.east, alt)
-        return mavlink2.MAV_RESULT_ACCEPTED
+        self._spool_until = self.t + self.params["TKOFF_SLEW_TIME"]  # motors spool up before the climb
 
     def _on_set_position_target_global_int(self, msg: Any) -> None:
         if self.mode != GUIDED or not self.armed or not self.flying:
@@ -413,7 +423,7 @@ class SimCopter:
                 self.send_param("MIS_TOTAL", self.mission.total)
 
     def _on_mission_request_list(self, msg: Any) -> None:
-        self.send(self.encoder.mission_count_encode(255, 190, self.mission.total, 0, 0))
+        self.send(self.encoder.mission_count_encode(255, 190, self.mission.total, 0))
 
     def _on_mission_request_int(self, msg: Any) -> None:
         item = self.mission.get(msg.seq)
@@ -466,9 +476,7 @@ class SimCopter:
             self.send(self.encoder.mission_item_reached_encode(seq))
         self.text(mavlink2.MAV_SEVERITY_INFO, f"Mission: {seq} {names.get(cmd, 'Cmd')}")
         if cmd == mavlink2.MAV_CMD_NAV_TAKEOFF:
-            self.flying = True
-            self.takeoff_alt = item.z
-            self.target = (self.motion.north, self.motion.east, item.z)
+            self._begin_takeoff(item.z)
         elif cmd in (mavlink2.MAV_CMD_NAV_WAYPOINT, mavlink2.MAV_CMD_NAV_LOITER_TIME):
             north, east = self._home_to_launch(*self.home.from_latlon(item.lat, item.lon))
             alt = item.z - self.home.alt_amsl if item.frame == mavlink2.MAV_FRAME_GLOBAL else item.z
@@ -558,7 +566,8 @@ class SimCopter:
             return
         if not self.origin_set and self.t >= T_ORIGIN:
             self.origin_set = True
-            self.mission.set_home(self.launch.lat, self.launch.lon, self.launch.alt_amsl)
+            self.home = Home(self.launch.lat, self.launch.lon, self.launch.alt_amsl + GROUND_OFFSET_M)
+            self.mission.set_home(self.home.lat, self.home.lon, self.home.alt_amsl)
             self._send_home()
             self.text(mavlink2.MAV_SEVERITY_INFO, "EKF3 IMU0 origin set")
             self.send_param("MIS_TOTAL", self.mission.total)
@@ -605,6 +614,8 @@ class SimCopter:
             return
         tn, te, talt = self.target
         if self.takeoff_alt is not None:
+            if self.t < self._spool_until:
+                return
             left = vertical_step(m, talt, lim, dt)
             arrived = abs(left) < 0.1
             if arrived and self.mode != AUTO:
@@ -699,7 +710,8 @@ class SimCopter:
     def _send_home(self) -> None:
         h = self.home
         usec = int(self.t * 1e6)
-        self.send(self.encoder.gps_global_origin_encode(round(self.launch.lat * 1e7), round(self.launch.lon * 1e7), round(self.launch.alt_amsl * 1000), usec))
+        origin_alt = self.launch.alt_amsl + GROUND_OFFSET_M
+        self.send(self.encoder.gps_global_origin_encode(round(self.launch.lat * 1e7), round(self.launch.lon * 1e7), round(origin_alt * 1000), usec))
         nan = float("nan")
         self.send(
             self.encoder.home_position_encode(
@@ -741,7 +753,7 @@ class SimCopter:
     def _group(self, group: int) -> list[Any]:
         enc, m = self.encoder, self.motion
         lat, lon = self.latlon()
-        amsl = self.launch.alt_amsl + m.alt
+        amsl = self.launch.alt_amsl + GROUND_OFFSET_M + m.alt
         if group == 2:
             msgs = [
                 self._sys_status(),

@@ -844,6 +844,10 @@ class DispatchCenter:
         cs = Changeset()
         inc.blocked_reason = reason
         inc.updated_at = now
+        for m in self.incident_missions(inc.id):
+            if m.state is M.OFFERED:
+                self._release_mission(m, now, cs, f"withdrawn: {reason}", "flight", resolved=False)
+        self._sync_status(inc, now, cs, "blocked", "flight")
         self._incident_event(cs, "incident.blocked", inc, now, reason=reason)
         self._alert(cs, now, "critical", f"{inc.id} cannot be flown: {reason}", incident=inc)
         await self._commit(cs)

@@ -48,3 +48,13 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 async def live_url(runtime: Runtime) -> AsyncIterator[str]:
     async with support.serve(create_app(runtime, manage_lifecycle=False)) as url:
         yield url
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=["sim", "ardupilot", "both"],
+        default="both",
+        help="flight backend for the end-to-end tests: the built-in simulator, real ArduPilot SITL "
+        "(ARDUPILOT_SITL_BIN and ARDUPILOT_SITL_DEFAULTS), or both (SITL skips when absent)",
+    )

@@ -130,8 +130,9 @@ class MissionRunner:
                 await self._wait_landed()
             except NoFlyViolation as exc:
                 await self._step("no-fly", str(exc), ok=False)
-                await self.center.flight_failed(m.id, f"refused: {exc}", to_maintenance=False)
+                # Block first, so failing the mission does not offer the same target to the next drone.
                 await self.center.block_incident(self.incident.id, str(exc))
+                await self.center.flight_failed(m.id, f"refused: {exc}", to_maintenance=False)
                 await self._come_home("no-fly target refused")
             except (ArmRefused, CommandRejected, CommandTimeout, LinkDown) as exc:
                 await self._step("failed", str(exc), ok=False)

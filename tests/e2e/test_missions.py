@@ -1,0 +1,149 @@
+"""Incident to landing over MAVLink, for many drones at once, and the failure paths."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from controller import geo
+from controller.auth import Principal, Role
+from controller.dispatch_center import NewIncident
+from controller.domain.states import DroneState, IncidentStatus, MissionState
+from tests.e2e.conftest import NOFLY_STATION, World
+
+CMD = Principal(Role.COMMANDER, "cmd")
+pytestmark = [pytest.mark.sitl, pytest.mark.slow]
+
+
+def pilot(station_id: str) -> Principal:
+    return Principal(Role.PILOT, f"p-{station_id}", station_id)
+
+
+async def open_near(w: World, station_index: int, north_m: float = 400.0, category: str = "traffic_accident"):
+    s = w.rt.config.stations[station_index]
+    lat, lon = geo.destination(s.lat, s.lon, 0.0, north_m)
+    inc, merged = await w.rt.center.create_incident(NewIncident(grade=2, category=category, lat=lat, lon=lon), CMD)
+    assert not merged
+    (m,) = [m for m in w.rt.center.incident_missions(inc.id) if m.state is MissionState.OFFERED]
+    return inc, m
+
+
+async def steps(w: World, mission_id: str) -> list[str]:
+    db = w.rt.db
+    return [s["step"] for s in await db.read(lambda c: db.mission_steps(c, mission_id))]
+
+
+async def test_ten_concurrent_missions_fly_and_come_home(world: World) -> None:
+    w = world
+    pairs = [await open_near(w, i) for i in range(10)]
+    assert len({m.drone_id for _, m in pairs}) == 10
+    for inc, m in pairs:
+        await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: all(inc.status is IncidentStatus.ON_SCENE for inc, _ in pairs), 120, "all ten on scene")
+    for inc, m in pairs:
+        drone = w.rt.center.drones[m.drone_id]
+        assert drone.state is DroneState.ON_SCENE
+        assert geo.distance_m(drone.lat, drone.lon, inc.lat, inc.lon) < 30
+        assert drone.alt_m == pytest.approx(40.0, abs=3.0)
+    for inc, _ in pairs:
+        await w.rt.center.close_incident(inc.id, CMD, resolved=True, reason="handled")
+    await w.until(lambda: all(m.state is MissionState.COMPLETED for _, m in pairs), 180, "all ten landed")
+    for _, m in pairs:
+        drone = w.rt.center.drones[m.drone_id]
+        assert drone.state in (DroneState.STANDBY, DroneState.CHARGING) and drone.mission_id is None
+        recorded = await steps(w, m.id)
+        for step in ("preflight", "mode", "armed", "takeoff", "target sent", "on scene", "RTL", "landed"):
+            assert step in recorded, (m.id, step, recorded)
+    db = w.rt.db
+    timeline = await db.read(lambda c: db.timeline(c, "mission", pairs[0][1].id))
+    assert [t["to"] for t in timeline] == ["offered", "accepted", "launched", "on_scene", "returning", "completed"]
+
+
+async def test_commander_abort_in_flight_brings_the_drone_home_and_redispatches(world: World) -> None:
+    w = world
+    inc, m = await open_near(w, 0, north_m=600)
+    await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: w.rt.center.drones[m.drone_id].state is DroneState.ENROUTE, 60, "airborne")
+    await w.rt.center.abort(m.id, CMD, "helicopter took over")
+    assert m.state is MissionState.ABORTED
+    await w.until(lambda: w.rt.center.drones[m.drone_id].state in (DroneState.STANDBY, DroneState.CHARGING), 120, "back and landed")
+    replacement = [x for x in w.rt.center.incident_missions(inc.id) if x.id != m.id]
+    assert replacement and replacement[0].drone_id != m.drone_id
+
+
+async def test_arming_refused(world: World) -> None:
+    w = world
+    if w.sim is None:
+        pytest.skip("needs the built-in simulator's fault injection")
+    inc, m = await open_near(w, 1)
+    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(m.drone_id)
+    w.sim.prearm_failure(instance, "PreArm: Compass not calibrated")
+    await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: m.state is MissionState.ABORTED, 30, "mission aborted")
+    assert "arming refused: Arm: PreArm: Compass not calibrated" in m.reason
+    assert w.rt.center.drones[m.drone_id].state is DroneState.MAINTENANCE
+    await w.until(lambda: len(w.rt.center.incident_missions(inc.id)) == 2, 10, "next drone offered")
+
+
+async def test_command_never_acknowledged(world: World) -> None:
+    w = world
+    if w.sim is None:
+        pytest.skip("needs the built-in simulator's fault injection")
+    inc, m = await open_near(w, 2)
+    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(m.drone_id)
+    w.sim.ignore_command(instance, 22)  # NAV_TAKEOFF
+    await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: m.state is MissionState.ABORTED, 30, "mission aborted")
+    assert "takeoff: no answer after 3 attempts" in m.reason
+    # the drone was armed on the ground: the runner disarms it, and it is held for inspection
+    await w.until(lambda: not w.sim.vehicle(instance).armed, 10, "disarmed")
+    assert w.rt.center.drones[m.drone_id].state is DroneState.MAINTENANCE
+    assert inc.status in (IncidentStatus.OFFERED, IncidentStatus.QUEUED)
+
+
+async def test_link_lost_in_flight_and_recovered(world: World) -> None:
+    w = world
+    if w.sim is None:
+        pytest.skip("needs the built-in simulator's fault injection")
+    inc, m = await open_near(w, 3, north_m=500)
+    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(m.drone_id)
+    await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: inc.status is IncidentStatus.ON_SCENE, 60, "on scene")
+    w.sim.cut_link(instance, 3.0)
+    await w.until(lambda: w.rt.center.drones[m.drone_id].state is DroneState.LOST_LINK, 3.5, "lost link detected within 3 s")
+    db = w.rt.db
+    alerts = [e for e in await db.read(lambda c: db.events_after(c, 0)) if e.type == "alert" and e.drone_id == m.drone_id]
+    assert any("link lost" in e.data["text"] for e in alerts)
+    await w.until(lambda: w.rt.center.drones[m.drone_id].state is DroneState.ON_SCENE, 10, "link restored, back on scene")
+    assert m.state is MissionState.ON_SCENE
+    assert w.sim.vehicle(instance).flying  # a 3 s cut is shorter than the GCS failsafe: it stayed on station
+
+
+async def test_battery_low_on_scene_returns_and_is_replaced(world: World) -> None:
+    w = world
+    if w.sim is None:
+        pytest.skip("needs the built-in simulator's fault injection")
+    inc, m = await open_near(w, 4)
+    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(m.drone_id)
+    await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: inc.status is IncidentStatus.ON_SCENE, 60, "on scene")
+    capacity = w.sim.vehicle(instance).params["BATT_CAPACITY"]
+    w.sim.set_battery_used(instance, capacity * 0.76)  # 24 % left: the return home needs more than the reserve allows
+    await w.until(lambda: m.state is MissionState.RETURNING, 20, "returning for battery")
+    assert "battery reserve" in (await steps(w, m.id))
+    await w.until(lambda: len([x for x in w.rt.center.incident_missions(inc.id) if x.state is MissionState.OFFERED]) == 1, 10, "replacement offered")
+    await w.until(lambda: m.state is MissionState.COMPLETED, 120, "landed")
+    assert w.rt.center.drones[m.drone_id].state is DroneState.CHARGING
+
+
+async def test_no_fly_target_is_refused(world: World) -> None:
+    w = world
+    # An incident inside the test zone 400 m north of station NOFLY_STATION: no drone may fly there.
+    inc, m = await open_near(w, NOFLY_STATION, north_m=400, category="fire")
+    await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: inc.blocked_reason is not None, 30, "incident blocked")
+    assert "no-fly zone test-zone" in inc.blocked_reason
+    assert m.state is MissionState.ABORTED and "refused" in m.reason
+    assert not any(x.state is MissionState.OFFERED for x in w.rt.center.incident_missions(inc.id)), "not re-offered"
+    assert w.rt.center.drones[m.drone_id].state is DroneState.STANDBY

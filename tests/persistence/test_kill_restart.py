@@ -27,9 +27,10 @@ OFFER_TIMEOUT_S = 12
 
 
 class Controller:
-    def __init__(self, tmp: Path, config_dir: Path) -> None:
+    def __init__(self, tmp: Path, config_dir: Path, extra: list[str] | None = None) -> None:
         self.tmp = tmp
         self.config_dir = config_dir
+        self.extra = extra or ["--fleet", "none"]
         self.port = support.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -39,7 +40,7 @@ class Controller:
         env = dict(os.environ, DRONEFLEET_TOKENS=json.dumps({"tokens": support.TOKENS}))
         cmd = [
             sys.executable, "-m", "controller.cli", "serve", "--port", str(self.port),
-            "--var-dir", str(self.tmp / "var"), "--config-dir", str(self.config_dir), "--fleet", "none",
+            "--var-dir", str(self.tmp / "var"), "--config-dir", str(self.config_dir), *self.extra,
         ]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"))
         deadline = time.monotonic() + 60
@@ -143,3 +144,75 @@ def test_sigkill_and_restart_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     assert seqs == list(range(1, len(seqs) + 1))
     assert db.execute("select count(*) from caller_reports").fetchone()[0] == 4
     assert db.execute("select count(*) from incidents").fetchone()[0] == 3
+
+
+def test_sigkill_with_missions_in_flight(tmp_path: Path) -> None:
+    """The drones keep flying while the controller is down; after the restart it resumes supervising them."""
+    import json as _json
+
+    import yaml
+
+    from sitl.control import request
+
+    speedup = 5
+    cfg = support.copy_configs(tmp_path / "configs", transit_altitude_m=40, offer_timeout_s=300)
+    flight = yaml.safe_load((cfg / "flight.yaml").read_text())
+    flight["failsafe"]["gcs_timeout_s"] = 60  # simulated seconds: longer than the controller's restart
+    flight["on_scene"] = "hold"
+    (cfg / "flight.yaml").write_text(yaml.safe_dump(flight))
+    control_port = support.free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "sim", "--stations", str(cfg / "stations.json"),
+         "--drone-models", str(cfg / "drone_models.yaml"), "--drones", "4", "--speedup", str(speedup), "--warm",
+         "--control-port", str(control_port)],
+        stdout=subprocess.PIPE, stderr=(tmp_path / "sim.log").open("wb"),
+    )
+    assert _json.loads(sim.stdout.readline())["ready"]
+    ctl = Controller(tmp_path, cfg, ["--fleet", "external", "--drones", "4"])
+    try:
+        ctl.start()
+        stations = ctl.get("/api/v1/stations")
+        flying = []
+        for station, who in ((support.STATION_A, "pilot_a"), (support.STATION_B, "pilot_b")):
+            lat, lon = near(stations, station, 0.004)
+            inc = ctl.post("/api/v1/incidents", {"grade": 1, "category": "traffic_accident", "lat": lat, "lon": lon}).json()
+            (m,) = ctl.get(f"/api/v1/missions?incident={inc['id']}")
+            assert ctl.post(f"/api/v1/missions/{m['id']}/accept", who=who).status_code == 200
+            flying.append((inc, m))
+        deadline = time.monotonic() + 60
+        while not all(ctl.get(f"/api/v1/missions/{m['id']}")["state"] == "on_scene" for _, m in flying):
+            assert time.monotonic() < deadline, "missions did not reach the scene"
+            time.sleep(0.5)
+        before = {m["id"]: ctl.get(f"/api/v1/missions/{m['id']}")["state"] for _, m in flying}
+        ctl.kill()
+
+        # The drones hold over their scenes while nobody supervises them.
+        import asyncio
+
+        truths = [asyncio.run(request(control_port, {"cmd": "truth", "instance": i}))["truth"] for i in (0, 1)]
+        assert all(t["flying"] and t["mode"] == 4 for t in truths)
+
+        ctl.start()
+        after = {mid: ctl.get(f"/api/v1/missions/{mid}") for mid in before}
+        assert {mid: m["state"] for mid, m in after.items()} == before == {mid: "on_scene" for mid in before}
+        for mid in before:
+            steps = [s["step"] for s in after[mid]["steps"]]
+            assert steps.count("takeoff") == 1, "the flight was resumed, not started again"
+        deadline = time.monotonic() + 20
+        while not all("resumed" in [s["step"] for s in ctl.get(f"/api/v1/missions/{mid}")["steps"]] for mid in before):
+            assert time.monotonic() < deadline, "runners did not resume"
+            time.sleep(0.5)
+        drones = {d["id"]: d for d in ctl.get("/api/v1/drones")}
+        assert all(drones[m["drone_id"]]["state"] == "on_scene" for _, m in flying)
+
+        # And it still brings them home afterwards.
+        for inc, _ in flying:
+            assert ctl.post(f"/api/v1/incidents/{inc['id']}/resolve", {"reason": "done"}).status_code == 200
+        deadline = time.monotonic() + 120
+        while not all(ctl.get(f"/api/v1/missions/{mid}")["state"] == "completed" for mid in before):
+            assert time.monotonic() < deadline, "drones did not land after the restart"
+            time.sleep(0.5)
+    finally:
+        ctl.stop()
+        sim.terminate()
+        sim.wait(10)

@@ -13,7 +13,7 @@ from controller.api import errors
 from controller.api.deps import ANY_ROLE, require
 from controller.api.routes import events_ws, fleet, incidents, missions, pages, video
 from controller.api.routes.pages import STATIC_DIR
-from controller.auth import Principal
+from controller.auth import Principal, Role
 from controller.runtime import Runtime
 
 
@@ -49,6 +49,30 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             "open_incidents": len(center.incidents),
             "last_event_seq": center.bus.last_published_seq,
         }
+
+    @app.get("/api/v1/metrics", tags=["system"])
+    async def metrics(reset: bool = False, who: Principal = Depends(require(Role.COMMANDER, Role.ADMIN))) -> dict:
+        """Event-loop lag and throughput counters (`reset=true` starts a new lag window)."""
+        center = rt.center
+        out = {
+            "loop_lag": rt.lag.summary(),
+            "events_published": center.bus.last_published_seq,
+            "event_subscribers": center.bus.subscriber_count,
+            "db_commits": center._writer.commits if center._writer else 0,  # noqa: SLF001
+            "open_incidents": len(center.incidents),
+        }
+        if rt.fleet is not None:
+            out["fleet"] = {
+                "links": len(rt.fleet.links),
+                "links_up": sum(1 for link in rt.fleet.links.values() if link.up),
+                "telemetry_messages": rt.fleet.telemetry_messages,
+                "missions_flying": len(rt.fleet.runners),
+            }
+        if rt.video is not None:
+            out["video"] = rt.video.hub.stats()
+        if reset:
+            rt.lag.reset()
+        return out
 
     @app.get("/api/v1/me", tags=["system"])
     async def me(who: Principal = Depends(require(*ANY_ROLE))) -> dict:

@@ -40,3 +40,7 @@ class Settings(BaseModel):
     fleet_drones: int | None = Field(default=None, ge=1, le=2000)
     sim_speedup: float = Field(default=1.0, gt=0, le=100)
     log_level: str = "info"
+    #: Map tiles for the command page, e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png"; empty: no tiles
+    #: (the map still shows stations, drones, incidents and no-fly zones, offline).
+    map_tile_url: str = Field(default_factory=lambda: os.environ.get("DRONEFLEET_TILE_URL", ""))
+    map_tile_attribution: str = Field(default_factory=lambda: os.environ.get("DRONEFLEET_TILE_ATTRIBUTION", ""))

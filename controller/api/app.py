@@ -74,6 +74,17 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             rt.lag.reset()
         return out
 
+    @app.get("/api/v1/ui-config", tags=["system"])
+    async def ui_config(who: Principal = Depends(require(*ANY_ROLE))) -> dict:
+        """What the browser pages need to draw the map: tiles (optional), centre, no-fly zones."""
+        return {
+            "tile_url": rt.settings.map_tile_url,
+            "tile_attribution": rt.settings.map_tile_attribution,
+            "centre": [rt.config.frame.lat0, rt.config.frame.lon0],
+            "nofly": rt.config.nofly.model_dump(mode="json"),
+            "city": rt.config.city.name,
+        }
+
     @app.get("/api/v1/me", tags=["system"])
     async def me(who: Principal = Depends(require(*ANY_ROLE))) -> dict:
         return {"role": who.role.value, "name": who.name, "station_id": who.station_id}

@@ -19,6 +19,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
+    # Offer host ICE candidates as addresses, not mDNS names, which aiortc on this host cannot resolve.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 

@@ -14,6 +14,7 @@ INDEX = """<!doctype html><html lang="en"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>dronefleet</title><link rel="stylesheet" href="/static/common.css">
 <main class="index"><h1>dronefleet</h1><ul>
+<li><a href="/command">Command: live map and video</a></li>
 <li><a href="/pilot">Pilot: incoming offers</a></li>
 <li><a href="/docs">API (OpenAPI)</a></li>
 <li><a href="/health">Health</a></li>
@@ -28,3 +29,8 @@ async def index() -> str:
 @router.get("/pilot")
 async def pilot_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "pilot.html", media_type="text/html")
+
+
+@router.get("/command")
+async def command_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "command.html", media_type="text/html")

@@ -89,7 +89,7 @@ class Runtime:
             Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
         center = DispatchCenter(config, db, NearestEtaDispatcher(config.policy), on_fatal=_stop_process)
-        rt = cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center))
+        rt = cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center, settings.video_mode))
         if settings.fleet != "none":
             rt._build_fleet()
         return rt

@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drones", type=int, default=None, help="how many drones to fly (default: the whole roster)")
     parser.add_argument("--speedup", type=float, default=1.0, help="simulator speed-up factor")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--video-mode", choices=["forward", "reencode"], default="forward", help=argparse.SUPPRESS)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -45,6 +46,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "dev": args.dev,
         "log_level": args.log_level,
         "sim_speedup": args.speedup,
+        "video_mode": args.video_mode,
         "fleet": args.fleet or ("sim" if args.dev else "none"),
     }
     if args.drones is not None:

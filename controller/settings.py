@@ -40,6 +40,8 @@ class Settings(BaseModel):
     fleet_drones: int | None = Field(default=None, ge=1, le=2000)
     sim_speedup: float = Field(default=1.0, gt=0, le=100)
     log_level: str = "info"
+    #: forward: relay encoded video (normal); reencode: decode and re-encode per viewer (benchmark comparison only).
+    video_mode: Literal["forward", "reencode"] = "forward"
     #: Map tiles for the command page, e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png"; empty: no tiles
     #: (the map still shows stations, drones, incidents and no-fly zones, offline).
     map_tile_url: str = Field(default_factory=lambda: os.environ.get("DRONEFLEET_TILE_URL", ""))

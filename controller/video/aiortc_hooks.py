@@ -7,6 +7,8 @@ must do neither, so:
   receiver starts) by a tap that takes the complete encoded frames; it can
   still pass them on to aiortc's own decoder thread when one consumer needs
   pixels (the thermal detector);
+- the publisher's receiver completes frames on the RTP marker bit (aiortc waits
+  for the next frame's first packet: one frame period of delay at the relay);
 - on each viewer's sender, keyframe requests (PLI/FIR from the browser) would
   only set a flag for an encoder that never runs; they are redirected to the
   publisher instead.
@@ -22,12 +24,14 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 
 _QUEUE = "_RTCRtpReceiver__decoder_queue"
 _MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 _STARTED = "_RTCRtpReceiver__started"
 _STREAMS = "_RTCRtpReceiver__remote_streams"
 _RTX = "_RTCRtpReceiver__rtx_ssrc"
+_JITTER = "_RTCRtpReceiver__jitter_buffer"
 
 
 class AiortcIncompatible(RuntimeError):
@@ -35,11 +39,41 @@ class AiortcIncompatible(RuntimeError):
 
 
 def check_compatible(receiver: RTCRtpReceiver) -> None:
-    for name in (_QUEUE, _MAPPER, _STARTED, _STREAMS, _RTX):
+    for name in (_QUEUE, _MAPPER, _STARTED, _STREAMS, _RTX, _JITTER):
         if not hasattr(receiver, name):
             raise AiortcIncompatible(f"aiortc's RTCRtpReceiver has no {name}: the video relay needs updating")
     if not hasattr(RTCRtpSender, "_send_keyframe"):
         raise AiortcIncompatible("aiortc's RTCRtpSender has no _send_keyframe: the video relay needs updating")
+
+
+class MarkerJitterBuffer(JitterBuffer):
+    """Completes a video frame on the RTP marker bit (set on a frame's last packet) instead of when the
+    next frame's first packet arrives, as aiortc does: at the relay that saves a whole frame period
+    (67 ms at 15 fps). If the marker packet is missing, it falls back to aiortc's rule."""
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        packets = []
+        timestamp = None
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                break
+            if timestamp is None:
+                timestamp = packet.timestamp
+            elif packet.timestamp != timestamp:
+                break
+            packets.append(packet)
+            if packet.marker:
+                frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
+                self.remove(count + 1)
+                return frame
+        return super()._remove_frame(sequence_number)
+
+
+def complete_frames_on_marker(receiver: RTCRtpReceiver) -> None:
+    """Give a video receiver the marker-bit jitter buffer (before it starts)."""
+    check_compatible(receiver)
+    setattr(receiver, _JITTER, MarkerJitterBuffer(capacity=512, is_video=True))
 
 
 def decoder_queue(receiver: RTCRtpReceiver) -> queue.Queue:

@@ -102,6 +102,9 @@ class RelayTrack(MediaStreamTrack):
         if not self._synced:
             if not frame.keyframe:
                 self.dropped += 1
+                # Keep asking while waiting: the first request may have gone out before this viewer's
+                # connection was up, and its keyframe passed unseen. The feed rate-limits the requests.
+                self.feed.request_keyframe()
                 return
             self._synced = True
         if self._queue.qsize() >= MAX_BACKLOG:

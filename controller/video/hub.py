@@ -98,7 +98,14 @@ def _sdp_mids(sdp: str) -> list[str]:
 
 
 class VideoHub:
-    def __init__(self, on_feeds_changed: Callable[[str], None] | None = None) -> None:
+    """`mode="forward"` relays encoded frames (the point of this hub). `mode="reencode"` is the plain aiortc
+    way, kept only as the benchmark's comparison: decode each publisher once, encode again for every viewer."""
+
+    def __init__(self, on_feeds_changed: Callable[[str], None] | None = None, mode: str = "forward") -> None:
+        if mode not in ("forward", "reencode"):
+            raise ValueError(f"unknown relay mode {mode!r}")
+        self.mode = mode
+        self._media_relay: Any = None
         self.feeds: dict[tuple[str, str], Feed] = {}
         self.publishers: dict[str, PublisherSession] = {}
         self.viewers: dict[str, ViewerSession] = {}
@@ -183,6 +190,8 @@ class VideoHub:
 
         tap = EncodedTap(aiortc_hooks.decoder_queue(receiver), sink)
         aiortc_hooks.install_decoder_tap(receiver, tap)
+        aiortc_hooks.complete_frames_on_marker(receiver)
+        tap.decode = self.mode == "reencode"
         session.taps[kind] = tap
 
     def decoded(self, drone_id: str, kind: str) -> MediaStreamTrack:
@@ -239,11 +248,21 @@ class VideoHub:
             codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted]
             transceiver = video[0]
             transceiver.setCodecPreferences(codecs)
-            track = feed.subscribe()
+            if self.mode == "forward":
+                track = feed.subscribe()
+                forward_keyframes = True
+            else:
+                from aiortc.contrib.media import MediaRelay
+
+                if self._media_relay is None:
+                    self._media_relay = MediaRelay()
+                track = self._media_relay.subscribe(self.publishers[drone_id].decoded_tracks[kind])
+                forward_keyframes = False
             viewer.tracks.append(track)
             pc.addTrack(track)
             transceiver.direction = "sendonly"
-            aiortc_hooks.redirect_keyframe_requests(transceiver.sender, feed.request_keyframe)
+            if forward_keyframes:
+                aiortc_hooks.redirect_keyframe_requests(transceiver.sender, feed.request_keyframe)
             answer = await pc.createAnswer()
             await asyncio.wait_for(pc.setLocalDescription(answer), NEGOTIATION_TIMEOUT_S)
         except Exception as exc:

@@ -22,9 +22,9 @@ GROUND = frozenset({DroneState.LANDED, DroneState.STANDBY, DroneState.CHARGING, 
 
 
 class VideoService:
-    def __init__(self, center: DispatchCenter) -> None:
+    def __init__(self, center: DispatchCenter, mode: str = "forward") -> None:
         self.center = center
-        self.hub = VideoHub(on_feeds_changed=self._feeds_changed)
+        self.hub = VideoHub(on_feeds_changed=self._feeds_changed, mode=mode)
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -1,49 +1,127 @@
-"""Vehicle specs from the controller's roster files (read as plain data: `sitl` does not import `controller`).
+"""Vehicle specs from station files (read as plain data: `sitl` does not import `controller`).
 
-Drone N in roster order becomes SITL instance N at its station (port 5760 + 10·N,
-sysid N + 1), which is exactly how the controller maps drones to links. The
-battery is sized from the drone model: capacity, and a hover current such that
-a full battery lasts the model's endurance.
+A stations file is {"stations": [{"id", "name", "district", "lat", "lon",
+"elevation_m"?, "drones": [{"id", "model"}, ...]}, ...]}, the shape of the
+controller's configs/stations.json. Drone N in file order becomes instance N at
+its station (TCP 5760 + 10·N, sysid N + 1), which is how the controller maps
+drones to links. With a drone-models file, each copter gets its model's speeds,
+acceleration and battery: WPNAV_SPEED/_UP/_DN, WPNAV_ACCEL, BATT_CAPACITY, and a
+hover current at which a full battery lasts the model's endurance.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from sitl.fleet import VehicleSpec
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_ELEVATION_M = 10.0
+
+
+class RosterError(ValueError):
+    pass
+
+
+def load_models(models_file: Path | None) -> dict[str, dict[str, Any]]:
+    if models_file is None:
+        return {}
+    try:
+        data = yaml.safe_load(Path(models_file).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RosterError(f"{models_file}: cannot read drone models: {exc}") from exc
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        raise RosterError(f"{models_file}: expected a top-level 'models' mapping")
+    return models
+
+
+def model_overrides(name: str, model: dict[str, Any], source: Path | str) -> tuple[dict[str, float], float, float]:
+    """(parameter overrides, hover current A, max airspeed m/s) for one drone model."""
+    try:
+        capacity = float(model["battery_capacity_mah"])
+        endurance_h = float(model["endurance_min"]) / 60.0
+        params = {
+            "WPNAV_SPEED": float(model["cruise_speed_ms"]) * 100.0,
+            "BATT_CAPACITY": capacity,
+        }
+        if "climb_rate_ms" in model:
+            params["WPNAV_SPEED_UP"] = float(model["climb_rate_ms"]) * 100.0
+        if "descent_rate_ms" in model:
+            params["WPNAV_SPEED_DN"] = float(model["descent_rate_ms"]) * 100.0
+        if "acceleration_ms2" in model:
+            params["WPNAV_ACCEL"] = float(model["acceleration_ms2"]) * 100.0
+        max_speed = float(model.get("max_speed_ms", 20.0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RosterError(f"{source}: drone model {name!r}: missing or bad field {exc}") from exc
+    if capacity <= 0 or endurance_h <= 0:
+        raise RosterError(f"{source}: drone model {name!r}: capacity and endurance must be positive")
+    return params, capacity / 1000.0 / endurance_h, max_speed
 
 
 def roster_specs(
     stations_file: Path = REPO_CONFIGS / "stations.json",
-    models_file: Path = REPO_CONFIGS / "drone_models.yaml",
+    models_file: Path | None = REPO_CONFIGS / "drone_models.yaml",
     limit: int | None = None,
     warm: bool = False,
+    base_instance: int = 0,
 ) -> list[VehicleSpec]:
-    stations = json.loads(Path(stations_file).read_text())["stations"]
-    models = yaml.safe_load(Path(models_file).read_text())["models"]
+    """One spec per drone in the stations file (the first `limit`), numbered from `base_instance`."""
+    try:
+        data = json.loads(Path(stations_file).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RosterError(f"{stations_file}: cannot read stations: {exc}") from exc
+    stations = data.get("stations") if isinstance(data, dict) else data
+    if not isinstance(stations, list):
+        raise RosterError(f"{stations_file}: expected {{'stations': [...]}} or a list of stations")
+    models = load_models(models_file)
     specs: list[VehicleSpec] = []
-    for station in stations:
-        for drone in station["drones"]:
+    for k, station in enumerate(stations):
+        try:
+            lat, lon = float(station["lat"]), float(station["lon"])
+            drones = station.get("drones") or [{"id": f"{station.get('id', k)}-D1"}]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RosterError(f"{stations_file}: station #{k}: missing or bad field {exc}") from exc
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise RosterError(f"{stations_file}: station #{k}: lat/lon out of range ({lat}, {lon})")
+        for drone in drones:
             if limit is not None and len(specs) >= limit:
                 return specs
-            model = models[drone["model"]]
-            capacity = float(model["battery_capacity_mah"])
-            hover_a = capacity / 1000.0 / (float(model["endurance_min"]) / 60.0)
+            params: dict[str, float] = {}
+            hover_a, max_air = 28.0, 20.0
+            model_name = drone.get("model")
+            if models and model_name is not None:
+                if model_name not in models:
+                    raise RosterError(f"{stations_file}: drone {drone.get('id')}: unknown model {model_name!r}")
+                params, hover_a, max_air = model_overrides(model_name, models[model_name], models_file or "")
             specs.append(
                 VehicleSpec(
-                    instance=len(specs),
-                    lat=station["lat"],
-                    lon=station["lon"],
-                    alt_m=float(station.get("elevation_m", 10.0)),
-                    params={"BATT_CAPACITY": capacity},
+                    instance=base_instance + len(specs),
+                    lat=lat,
+                    lon=lon,
+                    alt_m=float(station.get("elevation_m", DEFAULT_ELEVATION_M)),
+                    params=params,
                     hover_current_a=hover_a,
+                    max_airspeed_ms=max_air,
                     warm=warm,
-                    name=drone["id"],
+                    name=str(drone.get("id", "")),
                 )
             )
     return specs
+
+
+def home_specs(count: int, home: str, warm: bool = False, base_instance: int = 0) -> list[VehicleSpec]:
+    """`count` copters at one home given as "LAT,LON,ALT,HDG" (SITL's --home)."""
+    try:
+        lat, lon, alt, hdg = (float(v) for v in home.split(","))
+    except ValueError:
+        raise RosterError(f"--home needs LAT,LON,ALT,HDG, got {home!r}") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise RosterError(f"--home: lat/lon out of range ({lat}, {lon})")
+    if count < 1:
+        raise RosterError("need at least one drone")
+    return [VehicleSpec(base_instance + i, lat, lon, alt, hdg, warm=warm, name=f"sim-{base_instance + i}") for i in range(count)]

@@ -37,6 +37,7 @@ from controller.domain.states import (
 )
 from controller.events import EventBus
 from controller.geo import equirectangular_m
+from controller.search.planner import SearchPlanner
 from controller.store import rows, schema
 from controller.store.database import Database, Snapshot
 from controller.store.writer import Changeset, DbWriter
@@ -52,6 +53,7 @@ RELEASED = frozenset({M.DECLINED, M.EXPIRED, M.ABORTED})
 SWEEP_INTERVAL_S = 5.0
 #: A drone that lands with at least this much battery is ready at once; below, it charges first.
 READY_BATTERY_PCT = 60.0
+SEARCH_CATEGORY = "missing_person"
 
 
 def utcnow() -> datetime:
@@ -71,7 +73,9 @@ class NewIncident:
     address: str | None = None
     description: str = ""
     caller: str | None = None
-    drones_requested: int = 1
+    drones_requested: int | None = None
+    search_radius_m: float | None = None
+    search_polygon: list[tuple[float, float]] | None = None
 
 
 class MissionObserver(Protocol):
@@ -122,6 +126,7 @@ class DispatchCenter:
         self._incident_no = 0
         self._mission_no = 0
         self.observers: list[MissionObserver] = []
+        self.search_planner = SearchPlanner(config)
         self.started = False
 
     # --- life cycle -----------------------------------------------------------
@@ -539,6 +544,16 @@ class DispatchCenter:
             return dup, True
 
         self._incident_no += 1
+        search = self.config.policy.search
+        search_area = None
+        requested = spec.drones_requested or 1
+        if spec.category == SEARCH_CATEGORY:
+            search_area = (
+                {"polygon": [list(p) for p in spec.search_polygon]}
+                if spec.search_polygon
+                else {"radius_m": spec.search_radius_m or search.default_radius_m}
+            )
+            requested = spec.drones_requested or search.drones_by_grade.get(spec.grade, 1)
         inc = Incident.new(
             f"INC-{self._incident_no:06d}",
             at=now,
@@ -548,7 +563,8 @@ class DispatchCenter:
             lon=spec.lon,
             address=spec.address,
             description=spec.description,
-            drones_requested=spec.drones_requested,
+            drones_requested=requested,
+            search_area=search_area,
             created_by=who.actor,
         )
         self.incidents[inc.id] = inc
@@ -833,6 +849,34 @@ class DispatchCenter:
             inc.excluded_drones.add(drone.id)
             self._sync_status(inc, now, cs, f"{m.id} failed", "flight")
         self._dispatch_pass(now, cs)
+        await self._commit(cs)
+
+    async def search_plan(self, mission_id: str) -> dict[str, Any]:
+        """Give a search mission its share of the area (resuming a departed drone's strip first) and keep it."""
+        m = self.missions[mission_id]
+        inc = self._incident_any(m.incident_id)
+        assert inc is not None
+        drone = self.drones[m.drone_id]
+        plan = self.search_planner.plan(
+            inc, self.incident_missions(inc.id), m, self._xy(drone.id, drone.lat, drone.lon), self.config.drone_models[drone.model]
+        )
+        now = self.clock()
+        cs = Changeset()
+        m.plan, m.updated_at = plan, now
+        self._mission_event(cs, "mission.plan", m, now)
+        await self._commit(cs)
+        return plan
+
+    async def search_progress(self, mission_id: str, done: int) -> None:
+        """How many of its waypoints a search mission has flown (a replacement resumes from there)."""
+        m = self.missions.get(mission_id)
+        if m is None or m.plan is None or m.plan["done"] == done:
+            return
+        now = self.clock()
+        cs = Changeset()
+        m.plan = {**m.plan, "done": done}
+        m.updated_at = now
+        cs.upsert(rows.mission_row(m))
         await self._commit(cs)
 
     async def block_incident(self, incident_id: str, reason: str) -> None:

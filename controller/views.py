@@ -37,6 +37,7 @@ def incident_view(inc: Incident) -> dict[str, Any]:
         "closed_at": iso(inc.closed_at),
         "close_reason": inc.close_reason,
         "blocked_reason": inc.blocked_reason,
+        "search_area": inc.search_area,
     }
 
 
@@ -56,6 +57,7 @@ def mission_view(m: Mission, now: datetime | None = None) -> dict[str, Any]:
         "decided_by": m.decided_by,
         "reason": m.reason,
         "updated_at": iso(m.updated_at),
+        "plan": m.plan,
     }
     if now is not None and m.state.value == "offered":
         view["remaining_s"] = max(0.0, round((m.expires_at - now).total_seconds(), 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controller.config.models import INCIDENT_CATEGORIES
 
@@ -24,7 +24,33 @@ class IncidentCreate(Strict):
     address: str | None = Field(default=None, max_length=300)
     description: str = Field(default="", max_length=4000)
     caller: str | None = Field(default=None, max_length=120, description="caller name or number")
-    drones_requested: int = Field(default=1, ge=1, le=8)
+    drones_requested: int | None = Field(
+        default=None, ge=1, le=8, description="default 1; for missing-person searches the policy's number by grade"
+    )
+    search_radius_m: float | None = Field(
+        default=None, gt=10, le=10_000, description="missing_person: search this radius around lat/lon"
+    )
+    search_polygon: list[tuple[float, float]] | None = Field(
+        default=None, min_length=4, max_length=200, description="missing_person: search area as a closed [lon, lat] ring"
+    )
+
+    @model_validator(mode="after")
+    def _search_area(self) -> IncidentCreate:
+        if (self.search_radius_m is not None or self.search_polygon is not None) and self.category != "missing_person":
+            raise ValueError("a search area is only for missing_person incidents")
+        if self.search_radius_m is not None and self.search_polygon is not None:
+            raise ValueError("give search_radius_m or search_polygon, not both")
+        if self.search_polygon is not None:
+            ring = self.search_polygon
+            if ring[0] != ring[-1]:
+                raise ValueError("search_polygon must be closed (first position == last)")
+            if any(not (-180 <= lon <= 180 and -90 <= lat <= 90) for lon, lat in ring):
+                raise ValueError("search_polygon positions must be [lon, lat] in range")
+            from shapely import Polygon
+
+            if not Polygon(ring).is_valid:
+                raise ValueError("search_polygon is not a simple polygon")
+        return self
 
 
 class CloseRequest(Strict):
@@ -61,6 +87,7 @@ class IncidentOut(BaseModel):
     closed_at: str | None
     close_reason: str | None
     blocked_reason: str | None = Field(default=None, description="why no drone can serve it (e.g. no-fly zone)")
+    search_area: dict | None = None
 
 
 class IncidentCreated(IncidentOut):
@@ -83,6 +110,7 @@ class MissionOut(BaseModel):
     decided_by: str | None
     reason: str | None
     updated_at: str | None
+    plan: dict | None = None
     incident: dict | None = None
 
 

@@ -189,6 +189,51 @@ class LaunchDelay(Frozen):
     landed: float = Field(ge=0, le=3600)
 
 
+class SearchPolicy(Frozen):
+    """How missing-person searches are flown."""
+
+    altitude_m: float = Field(default=60.0, gt=10, le=300)
+    overlap: float = Field(default=0.2, ge=0, lt=0.9)
+    speed_ms: float = Field(default=8.0, gt=0, le=30)
+    default_radius_m: float = Field(default=500.0, gt=10, le=10_000)
+    #: Drones asked for a missing-person search, by grade (1 most urgent).
+    drones_by_grade: dict[int, int] = Field(default_factory=lambda: {1: 3, 2: 2, 3: 2, 4: 1})
+
+
+class Wind(Frozen):
+    """The wind dispatch plans with (one value for the city; replace with a feed when there is one)."""
+
+    speed_ms: float = Field(default=0.0, ge=0, le=60)
+    #: Meteorological convention: the direction the wind blows FROM, degrees clockwise from north.
+    from_deg: float = Field(default=0.0, ge=0, lt=360)
+
+
+class EnginePolicy(Frozen):
+    """Dispatch engine knobs: how grades trade off, when a grade-1 call may take a drone in flight."""
+
+    #: Weight of a second of time to scene, by grade, in the joint assignment.
+    grade_weights: dict[int, float] = Field(default_factory=lambda: {1: 8.0, 2: 4.0, 3: 2.0, 4: 1.0})
+    #: A preempting call takes a drone in flight only if that arrives this much sooner than any free drone.
+    preempt_margin_s: float = Field(default=90.0, ge=0, le=3600)
+    preempting_grades: tuple[int, ...] = (1,)
+    preemptible_grades: tuple[int, ...] = (3, 4)
+    #: Keep this far from no-fly polygons when routing around them.
+    nofly_buffer_m: float = Field(default=150.0, ge=0, le=5000)
+    #: Height over the scene the drone descends to from transit altitude (counted in time to scene).
+    scene_altitude_m: float = Field(default=60.0, ge=0, le=500)
+
+    @field_validator("grade_weights")
+    @classmethod
+    def _weights(cls, value: dict[int, float]) -> dict[int, float]:
+        for grade, weight in value.items():
+            if not 1 <= grade <= 9 or weight <= 0:
+                raise ValueError(f"grade {grade}: weight {weight} must be > 0 for a grade in 1..9")
+        return value
+
+    def weight(self, grade: int) -> float:
+        return self.grade_weights.get(grade, min(self.grade_weights.values()))
+
+
 class DispatchPolicy(Frozen):
     offer_timeout_s: float = Field(default=30, gt=0, le=3600)
     duplicate_merge: DuplicateMerge
@@ -196,6 +241,9 @@ class DispatchPolicy(Frozen):
     transit_altitude_m: float = Field(gt=0, le=500)
     launch_delay_s: LaunchDelay
     time_on_scene_s: dict[str, float]
+    search: SearchPolicy = Field(default_factory=SearchPolicy)
+    wind: Wind = Field(default_factory=Wind)
+    engine: EnginePolicy = Field(default_factory=EnginePolicy)
 
     @field_validator("time_on_scene_s")
     @classmethod

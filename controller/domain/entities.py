@@ -53,6 +53,8 @@ class Incident:
     queue_announced: bool = False
     #: Set when no drone can serve it at all (e.g. inside a no-fly zone); it is then not offered.
     blocked_reason: str | None = None
+    #: Missing-person searches: {"radius_m": r} around the incident's position, or {"polygon": [[lon, lat], ...]}.
+    search_area: dict[str, Any] | None = None
 
     @property
     def queue_reasons(self) -> dict[str, str]:
@@ -92,6 +94,8 @@ class Mission:
     decided_by: str | None = None
     reason: str | None = None
     updated_at: datetime | None = None
+    #: A search mission's share of the area: {"strip": i, "waypoints": [[lat, lon], ...], "done": n}.
+    plan: dict[str, Any] | None = None
 
     @classmethod
     def new(cls, id: str, *, at: datetime, state: MissionState = MissionState.OFFERED, **kw) -> Mission:

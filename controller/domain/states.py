@@ -67,8 +67,9 @@ DRONE_TRANSITIONS: dict[DroneState, frozenset[DroneState]] = {
 INCIDENT_TRANSITIONS: dict[IncidentStatus, frozenset[IncidentStatus]] = {
     I.QUEUED: frozenset({I.OFFERED, I.CANCELLED, I.RESOLVED}),
     I.OFFERED: frozenset({I.QUEUED, I.DISPATCHED, I.CANCELLED, I.RESOLVED}),
-    I.DISPATCHED: frozenset({I.ON_SCENE, I.QUEUED, I.CANCELLED, I.RESOLVED}),
-    I.ON_SCENE: frozenset({I.DISPATCHED, I.QUEUED, I.CANCELLED, I.RESOLVED}),
+    # Back to offered: the only serving drone left (battery, preempted) and a replacement is offered.
+    I.DISPATCHED: frozenset({I.ON_SCENE, I.QUEUED, I.OFFERED, I.CANCELLED, I.RESOLVED}),
+    I.ON_SCENE: frozenset({I.DISPATCHED, I.QUEUED, I.OFFERED, I.CANCELLED, I.RESOLVED}),
     I.RESOLVED: frozenset(),
     I.CANCELLED: frozenset(),
 }

@@ -27,7 +27,7 @@ from controller.config.models import DroneModel, FlightProfile
 from controller.domain.entities import Incident, Mission
 from controller.domain.states import MissionState
 from controller.fleet.copter import CopterMode
-from controller.fleet.drone_link import CommandRejected, CommandTimeout, DroneLink, LinkDown, LinkError
+from controller.fleet.drone_link import CommandRejected, CommandTimeout, DroneLink, LinkDown, LinkError, MissionItem
 from controller.fleet.flight_math import battery_to_return_pct, nearest_site, orbit_points
 from controller.fleet.nofly import NoFlyGuard, NoFlyViolation
 
@@ -47,6 +47,9 @@ TRANSIENT_ARM_REFUSALS = (
 )
 #: Below this relative altitude and disarmed, the drone is on the ground.
 GROUND_ALT_M = 2.0
+SEARCH_CATEGORY = "missing_person"
+#: Search missions: 0 home, 1 take-off, 2 change speed, then the sweep waypoints, then RTL.
+FIRST_SWEEP_SEQ = 3
 
 
 class ArmRefused(LinkError):
@@ -114,8 +117,11 @@ class MissionRunner:
                     await self._resume()
                 else:
                     await self._launch()
-                    await self._to_scene()
-                    await self._on_scene()
+                    if self.searching:
+                        await self._search()
+                    else:
+                        await self._to_scene()
+                        await self._on_scene()
             except asyncio.CancelledError:
                 if self._recall == "controller stopping":
                     raise
@@ -147,6 +153,10 @@ class MissionRunner:
 
     async def _step(self, step: str, detail: str = "", ok: bool = True) -> None:
         await self.center.flight_step(self.mission.id, step, detail, ok)
+
+    @property
+    def searching(self) -> bool:
+        return self.incident.category == SEARCH_CATEGORY
 
     def _here(self) -> tuple[float, float]:
         t = self.link.telemetry
@@ -212,6 +222,7 @@ class MissionRunner:
         if t.mode in (CopterMode.RTL, CopterMode.LAND):
             raise FailsafeReturn(f"vehicle switched to {CopterMode(t.mode).name} by itself (failsafe)")
 
+
     async def _fly_to(self, lat: float, lon: float, what: str, radius: float) -> None:
         """Send a GUIDED target and supervise until within `radius`; re-send on silence."""
         link, p = self.link, self.ctx.profile
@@ -272,6 +283,54 @@ class MissionRunner:
                 await self._fly_to(lat, lon, "the orbit", p.arrival_radius_m)
                 self._check_battery()
 
+    async def _search(self) -> None:
+        """Sweep this drone's share of the search area as an AUTO mission, reporting progress."""
+        plan = await self.center.search_plan(self.mission.id)
+        wps = [tuple(w) for w in plan["waypoints"]]
+        alt = plan["altitude_m"]
+        legs = [self._here(), *wps]
+        for a, b in zip(legs, legs[1:]):
+            self.ctx.guard.check_leg(a, b, "the search pattern")
+        items = [
+            MissionItem(mavlink2.MAV_CMD_NAV_WAYPOINT),  # home: the vehicle keeps its own
+            MissionItem(mavlink2.MAV_CMD_NAV_TAKEOFF, alt=alt),
+            MissionItem(mavlink2.MAV_CMD_DO_CHANGE_SPEED, params=(1, plan["speed_ms"], -1, 0)),
+            *(MissionItem(mavlink2.MAV_CMD_NAV_WAYPOINT, lat=lat, lon=lon, alt=alt) for lat, lon in wps),
+            MissionItem(mavlink2.MAV_CMD_NAV_RETURN_TO_LAUNCH),
+        ]
+        await self.link.upload_mission(items, timeout=self.ctx.profile.command_timeout_s)
+        km = self.center.search_planner.length_m(plan) / 1000
+        origin = f", resuming {plan['resumed_from']}" if "resumed_from" in plan else ""
+        await self._step("search plan uploaded", f"strip {plan['strip']}: {len(wps)} waypoints, {km:.1f} km at {alt:.0f} m{origin}")
+        await self.link.set_mode(CopterMode.AUTO, **self._cmd())
+        await self.link.command_long(mavlink2.MAV_CMD_MISSION_START, [0, 0], what="mission start", **self._cmd())
+        await self.center.flight_on_scene(self.mission.id, searching=True)
+        await self._step("searching")
+        await self._sweep(len(wps))
+
+    async def _sweep(self, waypoints: int) -> None:
+        """Watch the AUTO sweep: progress, battery, failsafes, and its end at the RTL item."""
+        rtl_seq = FIRST_SWEEP_SEQ + waypoints
+        done = -1
+        while True:
+            await self._wait_link()
+            t = self.link.telemetry
+            seq = t.mission_seq or 0
+            if seq >= rtl_seq or t.mode == CopterMode.RTL and seq >= rtl_seq - 1:
+                await self.center.search_progress(self.mission.id, waypoints)
+                await self._step("search pattern complete", f"{waypoints} waypoints")
+                await self.center.flight_returning(self.mission.id, "search pattern complete")
+                await self._wait_landed()
+                return
+            if t.mode != CopterMode.AUTO:
+                raise FailsafeReturn(f"vehicle left AUTO for mode {t.mode} during the search")
+            self._check_battery()
+            now_done = max(0, min(waypoints, seq - FIRST_SWEEP_SEQ))
+            if now_done != done:
+                done = now_done
+                await self.center.search_progress(self.mission.id, done)
+            await asyncio.sleep(1.0)
+
     async def _resume(self) -> None:
         """After a controller restart: pick the flight up where the vehicle is."""
         await self._step("resumed", "controller restarted; reading the vehicle's state")
@@ -290,6 +349,12 @@ class MissionRunner:
             else:
                 await self.center.flight_landed(self.mission.drone_id, "found on the ground after restart")
                 return
+        if self.searching:
+            if t.mode == CopterMode.AUTO and self.mission.plan:
+                await self._sweep(len(self.mission.plan["waypoints"]))
+            else:
+                await self._search()
+            return
         if self.mission.state is not MissionState.ON_SCENE:
             await self._to_scene()
         await self._on_scene()

@@ -31,6 +31,7 @@ def incident_row(inc: Incident) -> tuple[Table, dict[str, Any]]:
         "closed_at": inc.closed_at,
         "close_reason": inc.close_reason,
         "blocked_reason": inc.blocked_reason,
+        "search_area": inc.search_area,
         "created_by": inc.created_by,
     }
 
@@ -62,6 +63,7 @@ def mission_row(m: Mission) -> tuple[Table, dict[str, Any]]:
         "decided_at": m.decided_at,
         "decided_by": m.decided_by,
         "reason": m.reason,
+        "plan": m.plan,
         "updated_at": m.updated_at,
     }
 
@@ -126,6 +128,7 @@ def incident_from_row(row: Any) -> Incident:
         closed_at=row.closed_at,
         close_reason=row.close_reason,
         blocked_reason=row.blocked_reason,
+        search_area=row.search_area,
     )
     inc.machine.since = row.updated_at
     return inc
@@ -148,6 +151,7 @@ def mission_from_row(row: Any) -> Mission:
         decided_at=row.decided_at,
         decided_by=row.decided_by,
         reason=row.reason,
+        plan=row.plan,
     )
     return m
 

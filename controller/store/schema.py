@@ -65,6 +65,7 @@ incidents = Table(
     Column("closed_at", UTCDateTime),
     Column("close_reason", String(500)),
     Column("blocked_reason", String(500)),
+    Column("search_area", JSON),
     Column("created_by", String(64), nullable=False),
 )
 
@@ -97,6 +98,7 @@ missions = Table(
     Column("decided_at", UTCDateTime),
     Column("decided_by", String(64)),
     Column("reason", String(500)),
+    Column("plan", JSON),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 

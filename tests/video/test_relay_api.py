@@ -85,7 +85,7 @@ async def test_search_team_sees_the_drones_of_its_search(runtime: Runtime, live_
     async with httpx.AsyncClient(base_url=live_url) as c:
         r = await c.post(
             "/api/v1/incidents",
-            json={"grade": 1, "category": "missing_person", "lat": s.lat + 0.003, "lon": s.lon},
+            json={"grade": 1, "category": "missing_person", "lat": s.lat + 0.003, "lon": s.lon, "drones_requested": 1},
             headers=auth("commander"),
         )
         inc = r.json()["id"]

@@ -1,0 +1,1 @@
+"""Missing-person searches: coverage planning, search areas, hotspots for ground teams."""

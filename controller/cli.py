@@ -22,6 +22,7 @@ BENCHES: dict[str, str] = {
     "video": "controller.bench.video_relay",
     "vision": "vision.bench",
     "search": "controller.bench.search_scenarios",
+    "sim": "sitl.bench",
 }
 
 

@@ -30,6 +30,9 @@ class DroneCandidate:
     x: float
     y: float
     pilot_on_duty: bool
+    #: The mission the drone is flying, and its incident's grade (for preemption by a more urgent call).
+    mission_id: str | None = None
+    mission_grade: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,9 @@ class Assignment:
     station_id: str
     eta_s: float
     distance_m: float
+    #: Set when the drone is taken from a less urgent mission in flight: that mission's id, and why.
+    preempts: str | None = None
+    preempt_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,471 @@
+"""Dispatch engine: wind- and no-fly-aware time to scene, full feasibility, joint assignment, preemption.
+
+Replaces dispatch v1 (controller.dispatch.nearest_eta) behind the same
+`Dispatcher` interface. One pass:
+
+1. rules out drones that cannot take any call now (maintenance, link, busy,
+   no pilot, wind above the model's limit), keeping the reason;
+2. for each waiting incident, computes exact time to scene only for the drones
+   that could matter (a cheap lower bound certifies the rest are slower);
+3. checks each pair's battery for out + time on scene (by category) + return
+   to the nearest station that can take the model + reserve;
+4. assigns all waiting slots together (grade-weighted, grades strictly first);
+5. lets a preempting grade (1) take a drone flying a low-grade mission when it
+   arrives sooner than the best free drone by more than the margin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.spatial import cKDTree
+from shapely.geometry import Polygon
+
+from controller.config.models import DispatchPolicy, DroneModel
+from controller.dispatch.assignment import assign_slots, unserved_costs
+from controller.dispatch.base import Assignment, Decision, Dispatcher, DroneCandidate, IncidentRequest
+from controller.dispatch.flight import launch_delay_s, vertical_legs_s, wind_vector
+from controller.dispatch.routing import NoFlyRouter
+from controller.domain.states import DroneState
+
+if TYPE_CHECKING:
+    from controller.config import FleetConfig
+
+AVAILABLE = frozenset({DroneState.STANDBY, DroneState.CHARGING, DroneState.LANDED})
+IN_FLIGHT_ON_MISSION = frozenset({DroneState.ENROUTE, DroneState.ON_SCENE})
+REASONS_KEPT = 8
+#: Nearest stations (straight line) checked when looking for where a drone can land after the scene.
+RETURN_CANDIDATES = 4
+
+R_EXCLUDED = "declined or expired for this incident"
+R_BATTERY = "battery"
+R_NOFLY_SCENE = "scene inside a no-fly zone"
+R_NO_ROUTE = "no flyable route (wind or no-fly zones)"
+R_NO_RETURN = "no station reachable after the scene"
+R_TAKEN = "assigned to another incident"
+R_SLOWER = "slower than the chosen drone"
+R_PREEMPT_MARGIN = "in flight on a lower-grade mission; taking it would not save the preemption margin"
+
+# Per-pair codes (0 = feasible).
+OK, EXCLUDED, NOFLY_SCENE, NO_ROUTE, NO_RETURN, BATTERY = range(6)
+CODE_REASON = {EXCLUDED: R_EXCLUDED, NOFLY_SCENE: R_NOFLY_SCENE, NO_ROUTE: R_NO_ROUTE, NO_RETURN: R_NO_RETURN, BATTERY: R_BATTERY}
+
+
+@dataclass(frozen=True, slots=True)
+class StationSite:
+    """Where drones can land and recharge, and which models its dock/chargers take."""
+
+    id: str
+    x: float
+    y: float
+    models: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sites:
+    xy: np.ndarray
+    tree: cKDTree
+
+
+@dataclass(frozen=True, slots=True)
+class _Fleet:
+    """The per-pass arrays of the drones (one entry per drone in the order given)."""
+
+    ids: list[str]
+    x: np.ndarray
+    y: np.ndarray
+    cruise: np.ndarray
+    climb_s: np.ndarray  # to transit altitude from where the drone is now
+    launch: np.ndarray
+    battery: np.ndarray
+    endurance: np.ndarray
+    legs: dict[str, np.ndarray]
+    static: list[str | None]
+    preemptible: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class _Pairs:
+    """Exact evaluation of some incidents x some drones."""
+
+    cols: np.ndarray  # drone indices
+    eta: np.ndarray
+    dist: np.ndarray
+    need: np.ndarray
+    code: np.ndarray
+
+
+def static_reason(drone: DroneCandidate, wind_ms: float) -> str | None:
+    """Why a drone cannot take any new incident right now, or None."""
+    if drone.state is DroneState.MAINTENANCE:
+        return "in maintenance"
+    if drone.state is DroneState.LOST_LINK:
+        return "link lost"
+    if drone.state not in AVAILABLE:
+        return f"busy ({drone.state.value})"
+    if not drone.pilot_on_duty:
+        return "no pilot on duty"
+    if wind_ms > drone.model.max_wind_ms:
+        return f"wind {wind_ms:.0f} m/s above the model's {drone.model.max_wind_ms:.0f} m/s limit"
+    return None
+
+
+class DispatchEngine(Dispatcher):
+    """The dispatch engine. Immutable after construction (precomputed stations and no-fly graph)."""
+
+    def __init__(
+        self,
+        policy: DispatchPolicy,
+        stations: Sequence[StationSite] = (),
+        nofly: Sequence[Polygon] = (),
+        models: Mapping[str, DroneModel] | None = None,
+    ) -> None:
+        self._policy = policy
+        self._wind = wind_vector(policy.wind)
+        speeds = {m.cruise_speed_ms for m in (models or {}).values()}
+        self.router = NoFlyRouter(nofly, policy.engine.nofly_buffer_m, speeds, self._wind)
+        self._stations = tuple(stations)
+        self._sites: dict[str | None, _Sites] = {}
+        if stations:
+            model_ids = {m for s in stations for m in s.models}
+            for key in (*model_ids, None):
+                pts = np.array([(s.x, s.y) for s in stations if key is None or key in s.models])
+                self._sites[key] = _Sites(pts, cKDTree(pts))
+
+    @classmethod
+    def from_config(cls, config: FleetConfig) -> DispatchEngine:
+        frame = config.frame
+        stations = [
+            StationSite(s.id, *frame.to_xy(s.lat, s.lon), frozenset(d.model for d in s.drones)) for s in config.stations
+        ]
+        zones = [Polygon(frame.ring_to_xy(f.geometry.coordinates[0])) for f in config.nofly.features]
+        return cls(config.policy, stations, zones, config.drone_models)
+
+    # --- per-pass data -----------------------------------------------------------
+
+    def _fleet(self, drones: Sequence[DroneCandidate], preempt: bool) -> _Fleet:
+        policy = self._policy
+        eng = policy.engine
+        climb = np.array([d.model.climb_rate_ms for d in drones])
+        descent = np.array([d.model.descent_rate_ms for d in drones])
+        legs = vertical_legs_s(policy, climb, descent)
+        static = [static_reason(d, policy.wind.speed_ms) for d in drones]
+        preemptible = np.array(
+            [
+                preempt
+                and d.state in IN_FLIGHT_ON_MISSION
+                and d.mission_grade in eng.preemptible_grades
+                and d.pilot_on_duty
+                and policy.wind.speed_ms <= d.model.max_wind_ms
+                for d in drones
+            ],
+            dtype=bool,
+        )
+        climb_now = np.array(
+            [
+                0.0 if d.state is DroneState.ENROUTE else legs["scene_climb"][j] if d.state is DroneState.ON_SCENE else legs["climb"][j]
+                for j, d in enumerate(drones)
+            ]
+        ) if len(drones) else np.zeros(0)
+        return _Fleet(
+            ids=[d.id for d in drones],
+            x=np.array([d.x for d in drones]),
+            y=np.array([d.y for d in drones]),
+            cruise=np.array([d.model.cruise_speed_ms for d in drones]),
+            climb_s=climb_now,
+            launch=np.array([launch_delay_s(policy, d.state) for d in drones]),
+            battery=np.array([d.battery_pct for d in drones]),
+            endurance=np.array([d.model.endurance_min * 60.0 for d in drones]),
+            legs=legs,
+            static=static,
+            preemptible=preemptible,
+        )
+
+    def _return_time(
+        self, ix: np.ndarray, iy: np.ndarray, model_id: str, airspeed: float, home: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """Seconds from each scene to the nearest station that can take the model (routed, in the wind)."""
+        sites = self._sites.get(model_id) or self._sites.get(None)
+        if sites is None:  # no station list: come back to where the drone started
+            t, _, _ = self.router.leg(ix[:, None], iy[:, None], home[0][None, :], home[1][None, :], airspeed)
+            return t
+        k = min(RETURN_CANDIDATES, len(sites.xy))
+        _, idx = sites.tree.query(np.stack([ix, iy], axis=1), k=k)
+        idx = np.asarray(idx).reshape(len(ix), k)
+        sx, sy = sites.xy[idx, 0], sites.xy[idx, 1]
+        t, _, _ = self.router.leg(ix[:, None], iy[:, None], sx, sy, airspeed)
+        t = np.where(np.isfinite(t), t, np.inf)
+        return t.min(axis=1)
+
+    def _evaluate(self, rows: Sequence[IncidentRequest], fleet: _Fleet, cols: np.ndarray, drones: Sequence[DroneCandidate]) -> _Pairs:
+        """Exact time to scene, path length, battery need and feasibility code for rows x cols."""
+        policy = self._policy
+        n, m = len(rows), len(cols)
+        ix = np.array([inc.x for inc in rows])
+        iy = np.array([inc.y for inc in rows])
+        if m == 0:
+            z = np.zeros((n, 0))
+            return _Pairs(cols, z, z, z, np.zeros((n, 0), dtype=np.int8))
+        out_t, dist, _ = self.router.leg(fleet.x[cols][None, :], fleet.y[cols][None, :], ix[:, None], iy[:, None], fleet.cruise[cols][None, :])
+        legs = {k: v[cols] for k, v in fleet.legs.items()}
+        eta = fleet.launch[cols] + fleet.climb_s[cols] + out_t + legs["scene_descent"]
+        back = np.full((n, m), np.inf)
+        for model_id in {drones[j].model_id for j in cols}:
+            sel = np.array([drones[j].model_id == model_id for j in cols])
+            j0 = int(cols[sel][0])
+            home = (fleet.x[cols][sel], fleet.y[cols][sel])
+            t = self._return_time(ix, iy, model_id, float(fleet.cruise[j0]), home)
+            back[:, sel] = t if t.ndim == 2 else t[:, None]
+        on_scene = np.array([policy.on_scene_seconds(inc.category) for inc in rows])[:, None]
+        airborne = fleet.climb_s[cols] + out_t + legs["scene_descent"] + on_scene + legs["scene_climb"] + back + legs["land"]
+        need = 100.0 * airborne / fleet.endurance[cols]
+        code = np.zeros((n, m), dtype=np.int8)
+        code[fleet.battery[cols] - need < policy.battery_reserve_pct] = BATTERY
+        code[~np.isfinite(back)] = NO_RETURN
+        code[~np.isfinite(out_t)] = NO_ROUTE
+        code[self.router.inside(ix, iy), :] = NOFLY_SCENE
+        index = {int(j): c for c, j in enumerate(cols)}
+        id_to_col = {fleet.ids[j]: c for j, c in index.items()}
+        for r, inc in enumerate(rows):
+            for drone_id in inc.excluded:
+                c = id_to_col.get(drone_id)
+                if c is not None:
+                    code[r, c] = EXCLUDED
+        eta = np.where(code == OK, eta, np.inf)
+        return _Pairs(cols, eta, dist, need, code)
+
+    def _lower_bound(self, rows: Sequence[IncidentRequest], fleet: _Fleet, cols: np.ndarray) -> np.ndarray:
+        """A time to scene no drone can beat: straight line with the full wind behind it."""
+        ix = np.array([inc.x for inc in rows])[:, None]
+        iy = np.array([inc.y for inc in rows])[:, None]
+        straight = np.hypot(fleet.x[cols] - ix, fleet.y[cols] - iy)
+        fastest = fleet.cruise[cols] + self._policy.wind.speed_ms
+        return fleet.launch[cols] + fleet.climb_s[cols] + straight / fastest + fleet.legs["scene_descent"][cols]
+
+    def _candidates(
+        self, rows: Sequence[IncidentRequest], fleet: _Fleet, usable: np.ndarray, wanted: int, drones: Sequence[DroneCandidate]
+    ) -> _Pairs:
+        """Evaluate exactly just enough drones that every row's `wanted` best feasible ones are certified.
+
+        A drone left out has a lower bound above the `wanted`-th best exact time of every row, so it
+        cannot be part of an optimal assignment (exchange argument) and is truly slower.
+        """
+        usable_idx = np.flatnonzero(usable)
+        if len(rows) == 0 or len(usable_idx) == 0:
+            return self._evaluate(rows, fleet, usable_idx, drones)
+        lb = self._lower_bound(rows, fleet, usable_idx)
+        order = np.argsort(lb, axis=1)
+        take = min(len(usable_idx), wanted + 4)
+        chosen = set(np.unique(order[:, :take]).tolist())
+        while True:
+            cols = np.array(sorted(chosen), dtype=int)
+            pairs = self._evaluate(rows, fleet, usable_idx[cols], drones)
+            grow: set[int] = set()
+            rest = np.ones(len(usable_idx), dtype=bool)
+            rest[cols] = False
+            if not rest.any():
+                break
+            for r in range(len(rows)):
+                feas = np.sort(pairs.eta[r][np.isfinite(pairs.eta[r])])
+                lb_rest = np.where(rest, lb[r], np.inf)
+                if len(feas) >= wanted:
+                    grow.update(np.flatnonzero(lb_rest < feas[wanted - 1]).tolist())
+                else:
+                    nxt = order[r][rest[order[r]]][: max(2 * take, 8)]
+                    grow.update(nxt.tolist())
+            if not grow:
+                break
+            chosen |= grow
+        return pairs
+
+    # --- the decision ---------------------------------------------------------------
+
+    def decide(
+        self,
+        incidents: Sequence[IncidentRequest],
+        drones: Sequence[DroneCandidate],
+        now: datetime,
+        freed: frozenset[str] | None = None,
+        must: frozenset[str] = frozenset(),
+    ) -> list[Decision]:
+        policy, eng = self._policy, self._policy.engine
+        if freed is not None:
+            rest = [inc for inc in incidents if inc.id not in must]
+            incidents = [inc for inc in incidents if inc.id in must] + self._could_use(rest, drones, freed)
+        order = sorted(incidents, key=lambda inc: (inc.grade, inc.created_at, inc.id))
+        if not order:
+            return []
+        if not drones:
+            return [Decision(inc.id, (), {"no drones in the fleet": 1}) for inc in order]
+
+        preempting = np.array([inc.grade in eng.preempting_grades for inc in order])
+        fleet = self._fleet(drones, bool(preempting.any()))
+        free = np.array([r is None for r in fleet.static])
+        n_slots = sum(inc.drones_needed for inc in order)
+        wanted = min(n_slots, int(free.sum())) or 1
+        pairs = self._candidates(order, fleet, free, wanted, drones)
+        pre_idx = np.flatnonzero(fleet.preemptible)
+        pre = self._evaluate(order, fleet, pre_idx, drones)
+        pre_eta = np.where(preempting[:, None], pre.eta, np.inf)
+
+        # Slots: one per drone each incident still needs.
+        slot_row = np.array([r for r, inc in enumerate(order) for _ in range(inc.drones_needed)], dtype=int)
+        weights = np.array([eng.weight(order[r].grade) for r in slot_row])
+        ages = np.array([(now - order[r].created_at).total_seconds() for r in slot_row])
+        grades = np.array([order[r].grade for r in slot_row])
+        cost = weights[:, None] * pairs.eta[slot_row]
+        finite = cost[np.isfinite(cost)]
+        unserved = unserved_costs(grades, weights, ages, float(finite.max()) if finite.size else 1.0)
+        col_of = assign_slots(cost, unserved)
+
+        # Preemption: a preempting slot takes a drone in flight if it beats its free drone by the margin.
+        taken_pre: dict[int, tuple[int, float]] = {}  # slot -> (pre col, saving s)
+        used_pre: set[int] = set()
+        for s in np.flatnonzero(preempting[slot_row]):
+            row = slot_row[s]
+            current = pairs.eta[row, col_of[s]] if col_of[s] >= 0 else np.inf
+            options = [(pre_eta[row, c], c) for c in range(len(pre_idx)) if c not in used_pre and np.isfinite(pre_eta[row, c])]
+            if not options:
+                continue
+            eta_p, c = min(options)
+            if current - eta_p > eng.preempt_margin_s:
+                taken_pre[int(s)] = (c, float(current - eta_p))
+                used_pre.add(c)
+        if taken_pre:  # re-plan the other slots: the free drones those slots held may serve someone else
+            keep = np.array([s not in taken_pre for s in range(len(slot_row))])
+            sub = assign_slots(cost[keep], unserved[keep])
+            col_of = np.full(len(slot_row), -1, dtype=int)
+            col_of[np.flatnonzero(keep)] = sub
+
+        chosen_free: dict[int, list[int]] = {}
+        owner = np.full(len(pairs.cols), -1, dtype=int)
+        for s, c in enumerate(col_of):
+            if c >= 0:
+                chosen_free.setdefault(int(slot_row[s]), []).append(int(c))
+                owner[c] = slot_row[s]
+        chosen_pre: dict[int, list[tuple[int, float]]] = {}
+        pre_owner = np.full(len(pre_idx), -1, dtype=int)
+        for s, (c, saving) in taken_pre.items():
+            chosen_pre.setdefault(int(slot_row[s]), []).append((c, saving))
+            pre_owner[c] = slot_row[s]
+
+        static_counts: dict[str, int] = {}
+        for reason in fleet.static:
+            if reason is not None:
+                static_counts[reason] = static_counts.get(reason, 0) + 1
+        n_unevaluated = int(free.sum()) - len(pairs.cols)
+
+        decisions: list[Decision] = []
+        for row, inc in enumerate(order):
+            made: list[Assignment] = []
+            for c in chosen_free.get(row, []):
+                j = int(pairs.cols[c])
+                made.append(Assignment(fleet.ids[j], drones[j].station_id, float(pairs.eta[row, c]), float(pairs.dist[row, c])))
+            for c, saving in chosen_pre.get(row, []):
+                j = int(pre_idx[c])
+                why = (
+                    f"redirected to grade-{inc.grade} {inc.id}: there {saving:.0f} s sooner than the best free drone"
+                    if np.isfinite(saving)
+                    else f"redirected to grade-{inc.grade} {inc.id}: no free drone could reach it"
+                )
+                made.append(
+                    Assignment(
+                        fleet.ids[j], drones[j].station_id, float(pre.eta[row, c]), float(pre.dist[row, c]),
+                        preempts=drones[j].mission_id, preempt_reason=why,
+                    )
+                )
+            made.sort(key=lambda a: a.eta_s)
+            counts = dict(static_counts)
+            for c, pre_row in enumerate(pre_owner):
+                if pre_row >= 0:  # a redirected drone is no longer "busy" for anyone in this pass
+                    reason = fleet.static[int(pre_idx[c])]
+                    if reason is not None:
+                        counts[reason] -= 1
+                        if not counts[reason]:
+                            del counts[reason]
+                    if pre_row != row:
+                        counts[R_TAKEN] = counts.get(R_TAKEN, 0) + 1
+            codes = pairs.code[row]
+            for code, reason in CODE_REASON.items():
+                k = int((codes == code).sum())
+                if k:
+                    counts[reason] = k
+            feasible = codes == OK
+            mine = set(chosen_free.get(row, []))
+            lost = int(sum(1 for c in np.flatnonzero(feasible) if owner[c] >= 0 and owner[c] != row))
+            slower = int(feasible.sum()) - lost - len(mine) + (n_unevaluated if made else 0)
+            if lost:
+                counts[R_TAKEN] = counts.get(R_TAKEN, 0) + lost
+            if slower > 0:
+                counts[R_SLOWER] = slower
+            explain = partial(self._explain, drones, fleet, pairs, owner, pre_idx, pre_owner, row, inc, tuple(a.drone_id for a in made))
+            decisions.append(Decision(inc.id, tuple(made), counts, explain))
+        return decisions
+
+    def _could_use(
+        self, incidents: Sequence[IncidentRequest], drones: Sequence[DroneCandidate], freed: frozenset[str]
+    ) -> list[IncidentRequest]:
+        """The incidents at least one freed drone could serve, by the same rules as `decide`."""
+        if not incidents or not freed:
+            return []
+        fleet = self._fleet(drones, False)
+        cols = np.array(
+            [j for j, d in enumerate(drones) if d.id in freed and fleet.static[j] is None], dtype=int
+        )
+        if not len(cols):
+            return []
+        pairs = self._evaluate(incidents, fleet, cols, drones)
+        return [inc for r, inc in enumerate(incidents) if (pairs.code[r] == OK).any()]
+
+    def _explain(
+        self,
+        drones: Sequence[DroneCandidate],
+        fleet: _Fleet,
+        pairs: _Pairs,
+        owner: np.ndarray,
+        pre_idx: np.ndarray,
+        pre_owner: np.ndarray,
+        row: int,
+        inc: IncidentRequest,
+        chosen: tuple[str, ...],
+    ) -> dict[str, str]:
+        """Word the reasons for the nearest drones not chosen (computed only when someone reads them)."""
+        reserve = self._policy.battery_reserve_pct
+        dist = np.hypot(fleet.x - inc.x, fleet.y - inc.y)
+        col_of = {int(j): c for c, j in enumerate(pairs.cols)}
+        pre_of = {int(j): c for c, j in enumerate(pre_idx)}
+        reasons: dict[str, str] = {}
+        for j in np.argsort(dist, kind="stable"):
+            if len(reasons) >= REASONS_KEPT:
+                break
+            j = int(j)
+            drone_id = fleet.ids[j]
+            if drone_id in chosen:
+                continue
+            c = col_of.get(j)
+            p = pre_of.get(j)
+            if p is not None and pre_owner[p] >= 0:
+                reason = R_TAKEN
+            elif fleet.static[j] is not None:
+                reason = fleet.static[j]
+                if p is not None and inc.grade in self._policy.engine.preempting_grades:
+                    reason = f"{reason}; {R_PREEMPT_MARGIN}"
+            elif c is None:
+                reason = R_SLOWER
+            else:
+                code = int(pairs.code[row, c])
+                if code == BATTERY:
+                    reason = f"{R_BATTERY}: has {fleet.battery[j]:.0f}%, needs {pairs.need[row, c]:.0f}% + {reserve:.0f}% reserve"
+                elif code != OK:
+                    reason = CODE_REASON[code]
+                elif owner[c] >= 0 and owner[c] != row:
+                    reason = R_TAKEN
+                else:
+                    reason = R_SLOWER
+            reasons[drone_id] = reason
+        return reasons

@@ -1,0 +1,165 @@
+"""Shortest flyable paths around no-fly polygons: a visibility graph over buffered polygon vertices.
+
+Why a visibility graph: the shortest path between two points around polygonal
+obstacles bends only at obstacle vertices, so the vertices of each no-fly
+polygon grown by a safety buffer, plus the two endpoints, are all the nodes a
+path needs. Vertex-to-vertex times are solved once at start (per airspeed, in
+the configured wind, so the graph is directed); a query then only checks which
+vertices its endpoints see. Most city legs miss every polygon; a cheap
+bounding-circle test settles those without shapely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy.sparse.csgraph import shortest_path
+from shapely.geometry import Polygon
+
+from controller.dispatch.flight import leg_time_s
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """Vertex-to-vertex best times and the lengths of those paths, for one airspeed."""
+
+    time: np.ndarray  # (V, V), inf where unreachable
+    length: np.ndarray  # (V, V)
+
+
+class NoFlyRouter:
+    """Routes legs around no-fly polygons given in local metres. Immutable after construction."""
+
+    def __init__(
+        self, polygons: Sequence[Polygon], buffer_m: float, airspeeds: Iterable[float], wind: tuple[float, float]
+    ) -> None:
+        self.wind = wind
+        self.zones = [p for p in polygons if not p.is_empty]
+        # Segments are tested against the polygons grown by slightly less than the buffer, so legs along
+        # the buffered outline (the graph's edges) stay legal while anything cutting closer is refused.
+        self._blockers = [p.buffer(0.9 * buffer_m) if buffer_m > 0 else p for p in self.zones]
+        for b in self._blockers:
+            shapely.prepare(b)
+        for z in self.zones:
+            shapely.prepare(z)
+        centres = [b.centroid for b in self._blockers]
+        self._circles = np.array(
+            [[c.x, c.y, shapely.hausdorff_distance(c, b.exterior) + 1.0] for c, b in zip(centres, self._blockers, strict=True)]
+        ).reshape(-1, 3)
+        outlines = [z.buffer(buffer_m, join_style="mitre") if buffer_m > 0 else z for z in self.zones]
+        verts = [np.asarray(o.exterior.coords)[:-1] for o in outlines]
+        self.vertices = np.vstack(verts) if verts else np.zeros((0, 2))
+        self._graphs = {float(s): self._solve(float(s)) for s in set(airspeeds)}
+
+    # --- geometry --------------------------------------------------------------
+
+    def inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Which points lie inside a no-fly polygon itself (not merely in its buffer)."""
+        out = np.zeros(np.shape(x), dtype=bool)
+        for z in self.zones:
+            out |= shapely.contains_xy(z, x, y)
+        return out
+
+    def blocked(self, ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray) -> np.ndarray:
+        """Which straight segments (broadcast shapes) pass through a (buffered) no-fly polygon."""
+        ax, ay, bx, by = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (ax, ay, bx, by)))
+        out = np.zeros(ax.shape, dtype=bool)
+        for (cx, cy, r), blocker, zone in zip(self._circles, self._blockers, self.zones, strict=True):
+            near = _segment_point_distance(ax, ay, bx, by, cx, cy) < r
+            if not near.any():
+                continue
+            idx = np.nonzero(near)
+            coords = np.stack([np.stack([ax[idx], ay[idx]], -1), np.stack([bx[idx], by[idx]], -1)], axis=1)
+            lines = shapely.linestrings(coords)
+            hit = shapely.intersects(lines, blocker)
+            # An endpoint inside the buffer but outside the zone (a station near the fence) may leave
+            # or reach it directly, as long as the leg does not cross the zone itself.
+            edge = shapely.contains_xy(blocker, ax[idx], ay[idx]) | shapely.contains_xy(blocker, bx[idx], by[idx])
+            if edge.any():
+                hit[edge] = shapely.intersects(lines[edge], zone)
+            out[idx] |= hit
+        return out
+
+    # --- times -------------------------------------------------------------------
+
+    def _solve(self, airspeed: float) -> _Graph:
+        v = self.vertices
+        n = len(v)
+        if n == 0:
+            return _Graph(np.zeros((0, 0)), np.zeros((0, 0)))
+        ax, ay = v[:, 0][:, None], v[:, 1][:, None]
+        bx, by = v[:, 0][None, :], v[:, 1][None, :]
+        t, length = leg_time_s(bx - ax, by - ay, airspeed, *self.wind)
+        visible = ~self.blocked(ax, ay, bx, by)
+        w = np.where(visible & np.isfinite(t), t, np.inf)
+        np.fill_diagonal(w, 0.0)
+        dense = np.where(np.isfinite(w), w, 0.0)
+        dense[np.isfinite(w) & (w == 0)] = 1e-9  # keep zero-time edges (coincident vertices) in the sparse graph
+        np.fill_diagonal(dense, 0.0)
+        time, pred = shortest_path(dense, method="D", directed=True, return_predecessors=True)
+        lengths = np.zeros((n, n))
+        for src in range(n):  # walk predecessors once at start to get each best path's length
+            for dst in range(n):
+                if src == dst or not np.isfinite(time[src, dst]):
+                    continue
+                total, node = 0.0, dst
+                while node != src:
+                    prev = pred[src, node]
+                    total += length[prev, node]
+                    node = prev
+                lengths[src, dst] = total
+        return _Graph(time, lengths)
+
+    def _graph(self, airspeed: float) -> _Graph:
+        g = self._graphs.get(float(airspeed))
+        return g if g is not None else self._solve(float(airspeed))
+
+    def leg(
+        self, ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray, airspeed: np.ndarray | float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(time s, path length m, detoured?) for legs a->b (broadcast), routed around the zones.
+
+        Time is NaN/inf where no path exists (wind or obstacles). `airspeed` broadcasts like the points.
+        """
+        ax, ay, bx, by, spd = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (ax, ay, bx, by, airspeed)))
+        t, dist = leg_time_s(bx - ax, by - ay, spd, *self.wind)
+        t, dist = t.copy(), dist.copy()
+        if not self.zones:
+            return t, dist, np.zeros(t.shape, dtype=bool)
+        hit = self.blocked(ax, ay, bx, by)
+        if hit.any():
+            idx = np.nonzero(hit)
+            for k in range(len(idx[0])):
+                pos = tuple(i[k] for i in idx)
+                t[pos], dist[pos] = self._detour(ax[pos], ay[pos], bx[pos], by[pos], spd[pos])
+        return t, dist, hit
+
+    def _detour(self, ax: float, ay: float, bx: float, by: float, airspeed: float) -> tuple[float, float]:
+        """Best time (and its path length) a -> visible vertex -> graph -> visible vertex -> b."""
+        g = self._graph(airspeed)
+        v = self.vertices
+        ta, la = leg_time_s(v[:, 0] - ax, v[:, 1] - ay, airspeed, *self.wind)
+        tb, lb = leg_time_s(bx - v[:, 0], by - v[:, 1], airspeed, *self.wind)
+        ta = np.where(self.blocked(ax, ay, v[:, 0], v[:, 1]) | np.isnan(ta), np.inf, ta)
+        tb = np.where(self.blocked(v[:, 0], v[:, 1], bx, by) | np.isnan(tb), np.inf, tb)
+        via = ta[:, None] + g.time  # (u, v): time to reach v through first vertex u
+        u_best = np.argmin(via, axis=0)
+        reach = via[u_best, np.arange(len(v))]
+        total = reach + tb
+        v_best = int(np.argmin(total))
+        if not np.isfinite(total[v_best]):
+            return np.inf, np.inf
+        u = int(u_best[v_best])
+        return float(total[v_best]), float(la[u] + g.length[u, v_best] + lb[v_best])
+
+
+def _segment_point_distance(ax, ay, bx, by, px, py) -> np.ndarray:
+    """Distance from point p to each segment a-b (arrays broadcast)."""
+    dx, dy = bx - ax, by - ay
+    len2 = dx * dx + dy * dy
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.clip(np.where(len2 > 0, ((px - ax) * dx + (py - ay) * dy) / np.where(len2 > 0, len2, 1.0), 0.0), 0.0, 1.0)
+    return np.hypot(ax + s * dx - px, ay + s * dy - py)

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from controller.auth import Principal, Role
 from controller.config import FleetConfig
 from controller.config.models import Station
-from controller.dispatch import Decision, Dispatcher, DroneCandidate, IncidentRequest
+from controller.dispatch import Assignment, Decision, Dispatcher, DroneCandidate, IncidentRequest
 from controller.dispatch.nearest_eta import AVAILABLE
 from controller.domain.entities import CallerReport, Drone, Incident, Mission
 from controller.domain.errors import Conflict, Forbidden, NotFound
@@ -360,6 +360,8 @@ class DispatchCenter:
             if d.id in cache:
                 continue
             x, y = self._xy(d.id, d.lat, d.lon)
+            flying = self.missions.get(d.mission_id) if d.mission_id else None
+            flying_for = self._incident_any(flying.incident_id) if flying is not None else None
             cache[d.id] = DroneCandidate(
                     id=d.id,
                     station_id=d.station_id,
@@ -372,6 +374,8 @@ class DispatchCenter:
                     x=x,
                     y=y,
                 pilot_on_duty=on_duty[d.station_id],
+                mission_id=flying.id if flying is not None else None,
+                mission_grade=flying_for.grade if flying_for is not None else None,
             )
         return [cache[d_id] for d_id in self.drones]
 
@@ -423,10 +427,14 @@ class DispatchCenter:
             must = [w for w in waiting if w.id in requeued]
             rest = [w for w in waiting if w.id not in requeued]
             decisions = self.dispatcher.decide(must + rest, self.candidates(now), now, freed=frozenset(freed), must=frozenset(requeued))
+        preempted = False
         for decision in decisions:
-            self._apply_decision(decision, now, cs)
+            preempted |= self._apply_decision(decision, now, cs)
+        if preempted:  # the displaced incidents were re-queued by this pass: find them another drone now
+            self._dispatch_pass(now, cs)
 
-    def _apply_decision(self, decision: Decision, now: datetime, cs: Changeset) -> None:
+    def _apply_decision(self, decision: Decision, now: datetime, cs: Changeset) -> bool:
+        """Make the decision's offers (or queue the incident); True if a drone was taken from another mission."""
         inc = self.incidents[decision.incident_id]
         if not decision.assignments:
             inc.queue_decision = decision
@@ -442,11 +450,15 @@ class DispatchCenter:
                     ruled_out_counts=dict(decision.ruled_out_counts),
                 )
                 log.info("%s waits in the queue: %s", inc.id, _summarize_counts(decision.ruled_out_counts))
-            return
+            return False
+        preempted = False
         inc.queue_decision = None
         inc.queue_announced = False
         for a in decision.assignments:
             drone = self.drones[a.drone_id]
+            if a.preempts is not None:
+                self._preempt(a, inc, now, cs)
+                preempted = True
             self._mission_no += 1
             m = Mission.new(
                 f"MSN-{self._mission_no:06d}",
@@ -462,7 +474,8 @@ class DispatchCenter:
             )
             self._index_mission(m)
             cs.insert(rows.transition_row(Transition("mission", m.id, None, M.OFFERED.value, now, "", "dispatch")))
-            self._move(drone.machine, D.OFFERED, now, cs, f"offered {m.id} for {inc.id}", "dispatch")
+            if drone.state not in AIRBORNE:  # a redirected drone keeps flying home until its pilot accepts
+                self._move(drone.machine, D.OFFERED, now, cs, f"offered {m.id} for {inc.id}", "dispatch")
             drone.mission_id = m.id
             self._drone_event(cs, drone, now)
             self._mission_event(cs, "offer.created", m, now)
@@ -472,6 +485,28 @@ class DispatchCenter:
                 inc.id, inc.grade, inc.category, m.id, drone.id, a.eta_s, a.distance_m / 1000,
             )
         self._sync_status(inc, now, cs, "offered", "dispatch")
+        return preempted
+
+    def _preempt(self, a: Assignment, inc: Incident, now: datetime, cs: Changeset) -> None:
+        """Take a drone off a less urgent mission in flight for `inc`: abort that mission with the reason
+        (the flight layer is told through `mission_recalled`), tell its pilot, re-queue its incident."""
+        old = self.missions[a.preempts] if a.preempts else None
+        if old is None or old.state not in (M.LAUNCHED, M.ON_SCENE, M.ACCEPTED):
+            raise Conflict(f"cannot redirect {a.drone_id}: its mission {a.preempts} is not in flight")
+        reason = a.preempt_reason or f"redirected to grade-{inc.grade} {inc.id}"
+        self._release_mission(old, now, cs, reason, "dispatch", resolved=False)
+        drone = self.drones[old.drone_id]
+        self._event(
+            cs, "mission.preempted",
+            {"mission_id": old.id, "drone_id": old.drone_id, "incident_id": old.incident_id, "for_incident_id": inc.id,
+             "for_grade": inc.grade, "reason": reason},
+            now, incident_id=old.incident_id, station_id=old.station_id, drone_id=old.drone_id, mission_id=old.id,
+        )
+        self._alert(cs, now, "warning", f"{old.id} on {drone.id} stopped: {reason}; {old.incident_id} re-queued", drone=drone, mission=old)
+        displaced = self.incidents.get(old.incident_id)
+        if displaced is not None:
+            self._sync_status(displaced, now, cs, f"{old.id} preempted by {inc.id}", "dispatch")
+        log.warning("%s preempted for %s: %s", old.id, inc.id, reason)
 
     async def _sweep_forever(self) -> None:
         """Re-run dispatch for the queue every few seconds, for changes that raise no command."""
@@ -622,14 +657,16 @@ class DispatchCenter:
             raise Conflict(f"the offer {m.id} expired at {m.expires_at.isoformat()}")
         m.machine.check(M.ACCEPTED)
         drone = self.drones[m.drone_id]
-        if drone.state is not D.OFFERED:
+        # A drone redirected in the air (preemption) is offered while it flies home; accepting turns it round.
+        redirect = drone.state in AIRBORNE and m.drone_prior_state in AIRBORNE and drone.mission_id == m.id
+        if drone.state is not D.OFFERED and not redirect:
             raise Conflict(f"drone {drone.id} is {drone.state.value}; the offer can no longer be accepted")
         inc = self.incidents[m.incident_id]
         cs = Changeset()
         self._disarm_timer(m.id)
         self._move(m.machine, M.ACCEPTED, now, cs, "", who.actor)
         m.decided_at, m.decided_by, m.updated_at = now, who.actor, now
-        self._move(drone.machine, D.PREFLIGHT, now, cs, f"accepted {m.id}", who.actor)
+        self._move(drone.machine, D.ENROUTE if redirect else D.PREFLIGHT, now, cs, f"accepted {m.id}", who.actor)
         self._drone_event(cs, drone, now)
         self._mission_event(cs, "mission.updated", m, now)
         self._sync_status(inc, now, cs, f"{m.id} accepted", who.actor)

@@ -17,7 +17,7 @@ from typing import Any
 
 from controller.auth import TokenError, TokenRegistry, generate_dev_tokens
 from controller.config import FleetConfig, load_config
-from controller.dispatch.nearest_eta import NearestEtaDispatcher
+from controller.dispatch.engine import DispatchEngine
 from controller.dispatch_center import DispatchCenter
 from controller.settings import Settings
 from controller.store.database import Database
@@ -88,7 +88,7 @@ class Runtime:
         if settings.database_url.startswith("sqlite:///"):
             Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
-        center = DispatchCenter(config, db, NearestEtaDispatcher(config.policy), on_fatal=_stop_process)
+        center = DispatchCenter(config, db, DispatchEngine.from_config(config), on_fatal=_stop_process)
         rt = cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center, settings.video_mode))
         if settings.fleet != "none":
             rt._build_fleet()

@@ -240,3 +240,41 @@ async def test_queue_entry_is_announced_once(runtime: Runtime) -> None:
     db = runtime.db
     events = await db.read(lambda c: db.events_after(c, 0))
     assert sum(1 for e in events if e.type == "incident.queued" and e.incident_id == inc.id) == 1
+
+
+async def test_grade_one_takes_a_low_grade_drone_in_flight_and_the_displaced_call_is_requeued(tmp_path: Path) -> None:
+    """Preemption through the centre: the grade-3 mission is aborted with the reason, its pilot alerted,
+    its incident re-queued (and offered another drone), and the flying drone offered to the grade-1 call."""
+    cfg = support.copy_configs(tmp_path / "configs", engine={"preempt_margin_s": 10})
+    rt = build_runtime(tmp_path, cfg)
+    await rt.start()
+    try:
+        low, _ = await new_incident(rt, grade=3, north=400)
+        (m,) = offered(rt, low.id)
+        await rt.center.accept(m.id, pilot(m.station_id))
+        await rt.center.flight_launched(m.id)
+        drone = rt.center.drones[m.drone_id]
+        assert drone.state is DroneState.ENROUTE
+        # The drone is now right over a spot 250 m from a new grade-1 call; every free drone must launch and climb.
+        lat, lon = near(rt, m.station_id, 2500)
+        rt.center.telemetry(drone.id, *geo.destination(lat, lon, 180.0, 250.0), 120.0, 95.0)
+        seq = rt.center.bus.last_published_seq
+        urgent, _ = await rt.center.create_incident(NewIncident(grade=1, category="violent_crime", lat=lat, lon=lon), CMD)
+
+        assert m.state is MissionState.ABORTED and "redirected to grade-1" in (m.reason or "")
+        (redirect,) = offered(rt, urgent.id)
+        assert redirect.drone_id == drone.id and drone.mission_id == redirect.id
+        assert drone.state is DroneState.RETURNING  # heads home until the pilot accepts the redirect
+        assert drone.id not in low.excluded_drones  # the displaced call may have it back later
+        (other,) = offered(rt, low.id)  # the displaced call was re-queued and offered another drone at once
+        assert other.drone_id != drone.id
+        events = rt.center.bus.replay_from_memory(seq) or []
+        kinds = [e.type for e in events]
+        assert "mission.preempted" in kinds
+        alert = next(e for e in events if e.type == "alert" and e.mission_id == m.id)
+        assert alert.station_id == m.station_id and "re-queued" in alert.data["text"]
+
+        await rt.center.accept(redirect.id, pilot(redirect.station_id))
+        assert redirect.state is MissionState.ACCEPTED and drone.state is DroneState.ENROUTE
+    finally:
+        await rt.stop()

@@ -283,6 +283,47 @@ class DispatchEngine(Dispatcher):
             chosen |= grow
         return pairs
 
+    def point_etas(
+        self, px: np.ndarray, py: np.ndarray, drones: Sequence[DroneCandidate], *, nearest: int = 8, category: str = "default"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best feasible time to scene at many points (coverage maps), and the drone index giving it.
+
+        Only the `nearest` free drones (straight line) of each point are routed exactly, which is what
+        keeps a city-wide grid cheap; points no drone can serve get inf and index -1.
+        """
+        fleet = self._fleet(drones, False)
+        free = np.flatnonzero(np.array([r is None for r in fleet.static], dtype=bool))
+        px, py = np.asarray(px, dtype=float), np.asarray(py, dtype=float)
+        if len(free) == 0 or len(px) == 0:
+            return np.full(len(px), np.inf), np.full(len(px), -1)
+        k = min(nearest, len(free))
+        _, idx = cKDTree(np.stack([fleet.x[free], fleet.y[free]], 1)).query(np.stack([px, py], 1), k=k)
+        cols = free[np.asarray(idx).reshape(len(px), k)]
+        out_t, _, _ = self.router.leg(fleet.x[cols], fleet.y[cols], px[:, None], py[:, None], fleet.cruise[cols])
+        legs = {name: v[cols] for name, v in fleet.legs.items()}
+        eta = fleet.launch[cols] + fleet.climb_s[cols] + out_t + legs["scene_descent"]
+        back = np.full(cols.shape, np.inf)
+        for model_id in {drones[j].model_id for j in np.unique(cols)}:
+            sel = np.vectorize(lambda j: drones[j].model_id == model_id)(cols)
+            j0 = int(cols[sel][0])
+            if self._sites:
+                t = self._return_time(px, py, model_id, float(fleet.cruise[j0]), (fleet.x[:0], fleet.y[:0]))
+                back = np.where(sel, t[:, None], back)
+            else:  # no station list: back to where each drone started
+                t, _, _ = self.router.leg(px[:, None], py[:, None], fleet.x[cols], fleet.y[cols], fleet.cruise[cols])
+                back = np.where(sel, t, back)
+        airborne = (
+            fleet.climb_s[cols] + out_t + legs["scene_descent"] + self._policy.on_scene_seconds(category)
+            + legs["scene_climb"] + back + legs["land"]
+        )
+        need = 100.0 * airborne / fleet.endurance[cols]
+        ok = np.isfinite(out_t) & (fleet.battery[cols] - need >= self._policy.battery_reserve_pct)
+        ok &= ~self.router.inside(px, py)[:, None]
+        eta = np.where(ok, eta, np.inf)
+        best = np.argmin(eta, axis=1)
+        best_eta = eta[np.arange(len(px)), best]
+        return best_eta, np.where(np.isfinite(best_eta), cols[np.arange(len(px)), best], -1)
+
     # --- the decision ---------------------------------------------------------------
 
     def decide(

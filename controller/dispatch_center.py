@@ -997,6 +997,14 @@ class DispatchCenter:
             cs.upsert(rows.drone_row(self.drones[drone_id]))
         await self._commit(cs)
 
+    async def record(self, type: str, data: dict[str, Any], upserts: list[tuple[Any, dict[str, Any]]], **ids: str | None) -> None:
+        """Commit rows of a service beside the centre (hotspots) with one numbered event, published once durable."""
+        cs = Changeset()
+        for item in upserts:
+            cs.upsert(item)
+        self._event(cs, type, data, self.clock(), **ids)
+        await self._commit(cs)
+
     # --- reads ------------------------------------------------------------------
 
     def offer_payload(self, m: Mission) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from controller.store.database import Database
 from controller.metrics import LoopLagMonitor
 from controller.fleet.backends import ArduPilotBackend, SimulatorProcess
 from controller.fleet.fleet_service import FleetService, link_configs
+from controller.hotspots.service import HotspotService
 from controller.video.service import VideoService
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class Runtime:
     fleet: FleetService | None = None
     #: Whatever runs the drones for `fleet`: a simulator process or ArduPilot SITL instances.
     backend: Any = None
+    #: Thermal hotspot detection for missing-person searches (decodes the search drones' feeds).
+    hotspots: HotspotService | None = None
     lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
 
     @classmethod
@@ -92,6 +95,9 @@ class Runtime:
         rt = cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center, settings.video_mode))
         if settings.fleet != "none":
             rt._build_fleet()
+        rt.hotspots = HotspotService(center, config.policy.search, rt.video)
+        if rt.fleet is not None:
+            rt.fleet.position_listeners.append(rt.hotspots.position)
         return rt
 
     def _build_fleet(self) -> None:
@@ -132,6 +138,8 @@ class Runtime:
             await self.backend.start()
         if self.fleet is not None:
             await self.fleet.start()
+        if self.hotspots is not None:
+            await self.hotspots.start()
         # Everything built so far lives as long as the process. Freezing it keeps the cyclic garbage
         # collector from rescanning ~100k objects in every full collection: a 60 ms loop stall
         # becomes ~1 ms (measured with 140 drone links).
@@ -139,6 +147,8 @@ class Runtime:
         gc.freeze()
 
     async def stop(self) -> None:
+        if self.hotspots is not None:
+            await self.hotspots.stop()
         if self.fleet is not None:
             await self.fleet.stop()
         if self.backend is not None:

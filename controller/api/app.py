@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from controller import __version__
 from controller.api import errors
 from controller.api.deps import ANY_ROLE, require
-from controller.api.routes import events_ws, fleet, incidents, missions, pages, video
+from controller.api.routes import events_ws, fleet, incidents, missions, pages, video, hotspots
 from controller.api.routes.pages import STATIC_DIR
 from controller.auth import Principal, Role
 from controller.runtime import Runtime
@@ -36,7 +36,7 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
     )
     app.state.runtime = rt
     errors.install(app)
-    for module in (incidents, missions, fleet, events_ws, video, pages):
+    for module in (incidents, missions, fleet, events_ws, video, hotspots, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -70,6 +70,8 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             }
         if rt.video is not None:
             out["video"] = rt.video.hub.stats()
+        if rt.hotspots is not None:
+            out["hotspots"] = rt.hotspots.stats()
         if reset:
             rt.lag.reset()
         return out

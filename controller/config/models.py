@@ -198,6 +198,37 @@ class SearchPolicy(Frozen):
     default_radius_m: float = Field(default=500.0, gt=10, le=10_000)
     #: Drones asked for a missing-person search, by grade (1 most urgent).
     drones_by_grade: dict[int, int] = Field(default_factory=lambda: {1: 3, 2: 2, 3: 2, 4: 1})
+    #: Frames per second per search drone run through the hotspot detector (the feed is decoded in full).
+    detect_fps: float = Field(default=5.0, gt=0, le=30)
+    #: A hotspot is confirmed after `confirm_hits` sightings within `confirm_frames` frames that could see it.
+    confirm_hits: int = Field(default=3, ge=1, le=50)
+    confirm_frames: int = Field(default=6, ge=1, le=100)
+    #: Sightings closer than this on the ground are the same hotspot (also across drones).
+    merge_radius_m: float = Field(default=8.0, gt=0, le=100)
+    #: A dismissed hotspot suppresses new ones within this radius for the rest of the search.
+    dismissed_radius_m: float = Field(default=15.0, gt=0, le=200)
+    #: Cursor-on-Target receivers (udp://host:port or tcp://host:port), e.g. a TAK server or ATAK's multicast mesh.
+    cot_endpoints: list[str] = Field(default_factory=list, max_length=20)
+    cot_stale_s: float = Field(default=900.0, gt=0, le=86_400)
+    cot_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    cot_retries: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("cot_endpoints")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        from urllib.parse import urlsplit
+
+        for url in v:
+            parts = urlsplit(url)
+            if parts.scheme not in ("udp", "tcp") or not parts.hostname or not parts.port:
+                raise ValueError(f"{url!r} is not udp://host:port or tcp://host:port")
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> SearchPolicy:
+        if self.confirm_hits > self.confirm_frames:
+            raise ValueError(f"confirm_hits ({self.confirm_hits}) cannot exceed confirm_frames ({self.confirm_frames})")
+        return self
 
 
 class Wind(Frozen):

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from controller.config import FleetConfig
@@ -21,6 +22,7 @@ from controller.events import Event
 from controller.fleet.drone_link import DroneLink, LinkConfig, LinkError
 from controller.fleet.mission_runner import FlightContext, MissionRunner
 from controller.fleet.nofly import NoFlyGuard
+from controller.fleet.telemetry import Telemetry
 from controller.fleet.transport import Endpoint
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ class FleetService:
         self._started_at = 0.0
         self._stations = tuple((s.id, s.lat, s.lon) for s in config.stations)
         self.telemetry_messages = 0
+        #: Called with (drone id, telemetry) on every position report (the hotspot pipeline's pose history).
+        self.position_listeners: list[Callable[[str, Telemetry], None]] = []
         self.configured = 0
 
     # --- life cycle -----------------------------------------------------------------
@@ -184,6 +188,8 @@ class FleetService:
         if t.lat is None or t.lon is None:
             return
         self.center.telemetry(link.drone_id, t.lat, t.lon, t.alt_rel_m or 0.0, t.battery_pct)
+        for listener in self.position_listeners:
+            listener(link.drone_id, t)
         now = time.monotonic()
         if now - self._last_event.get(link.drone_id, 0.0) >= TELEMETRY_EVENT_PERIOD_S:
             self._last_event[link.drone_id] = now

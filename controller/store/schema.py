@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    LargeBinary,
     Text,
     TypeDecorator,
 )
@@ -140,6 +141,26 @@ mission_steps = Table(
     Column("step", String(40), nullable=False),
     Column("ok", Integer, nullable=False, default=1),
     Column("detail", String(500), nullable=False, default=""),
+)
+
+hotspots = Table(
+    "hotspots",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("incident_id", String(32), nullable=False, index=True),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("error_m", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("hits", Integer, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("drones", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_by", String(64)),
+    Column("status_at", UTCDateTime),
+    Column("thumbnail_png", LargeBinary),
 )
 
 events = Table(

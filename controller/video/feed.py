@@ -44,6 +44,8 @@ class Feed:
         self.last_frame: EncodedFrame | None = None
         self._last_request = 0.0
         self.closed = False
+        #: In-process consumers of the encoded frames (the hotspot decoder), called on every frame.
+        self.listeners: list[Callable[[EncodedFrame], None]] = []
 
     @property
     def key(self) -> tuple[str, str]:
@@ -56,6 +58,15 @@ class Feed:
         self.last_frame = frame
         for track in self.subscribers:
             track.offer(frame)
+        for listener in self.listeners:
+            listener(frame)
+
+    def add_listener(self, listener: Callable[[EncodedFrame], None]) -> None:
+        self.listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[EncodedFrame], None]) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
 
     def request_keyframe(self) -> None:
         now = time.monotonic()

@@ -16,6 +16,7 @@ INDEX = """<!doctype html><html lang="en"><meta charset="utf-8">
 <main class="index"><h1>dronefleet</h1><ul>
 <li><a href="/command">Command: live map and video</a></li>
 <li><a href="/pilot">Pilot: incoming offers</a></li>
+<li><a href="/team">Search team: thermal hotspots</a></li>
 <li><a href="/docs">API (OpenAPI)</a></li>
 <li><a href="/health">Health</a></li>
 </ul></main></html>"""
@@ -34,3 +35,8 @@ async def pilot_page() -> FileResponse:
 @router.get("/command")
 async def command_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "command.html", media_type="text/html")
+
+
+@router.get("/team")
+async def team_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "team.html", media_type="text/html")

@@ -1,0 +1,145 @@
+"""Hotspots for search teams and command: list (with distance and bearing from the team), exports, status."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller import geo
+from controller.api.deps import require, runtime
+from controller.auth import Principal, Role
+from controller.hotspots.exports import geojson, kml
+from controller.hotspots.records import HotspotRecord, HotspotStatus
+from controller.hotspots.service import HotspotService
+from controller.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["hotspots"])
+
+VIEWERS = (Role.COMMANDER, Role.ADMIN, Role.SEARCH_TEAM)
+
+
+class HotspotOut(BaseModel):
+    id: str
+    incident_id: str
+    lat: float
+    lon: float
+    error_m: float
+    kind: str
+    score: float
+    hits: int
+    first_seen: str
+    last_seen: str
+    drones: list[str]
+    status: str
+    status_by: str | None
+    status_at: str | None
+    thumbnail_url: str | None
+    distance_m: float | None = None
+    bearing_deg: float | None = None
+    navigate_url: str
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["confirmed", "dismissed", "found"]
+    note: str = Field(default="", max_length=500)
+
+
+def _service(rt: Runtime) -> HotspotService:
+    if rt.hotspots is None:
+        raise HTTPException(503, "hotspot detection is not running in this controller")
+    return rt.hotspots
+
+
+def _out(rec: HotspotRecord, origin: tuple[float, float] | None) -> dict:
+    data = rec.view()
+    data["navigate_url"] = f"geo:{rec.lat:.7f},{rec.lon:.7f}?q={rec.lat:.7f},{rec.lon:.7f}({rec.id})"
+    if origin is not None:
+        data["distance_m"] = round(geo.distance_m(origin[0], origin[1], rec.lat, rec.lon), 1)
+        data["bearing_deg"] = round(geo.bearing_deg(origin[0], origin[1], rec.lat, rec.lon), 1)
+    return data
+
+
+def _filtered(
+    svc: HotspotService, incident: str | None, status: list[HotspotStatus]
+) -> list[HotspotRecord]:
+    return svc.list(incident, frozenset(s.value for s in status))
+
+
+@router.get("/hotspots", response_model=list[HotspotOut])
+async def list_hotspots(
+    incident: str | None = Query(default=None, max_length=32),
+    status: list[HotspotStatus] = Query(default=[]),
+    from_lat: float | None = Query(default=None, ge=-90, le=90, description="the team's position, for distance and bearing"),
+    from_lon: float | None = Query(default=None, ge=-180, le=180),
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*VIEWERS)),
+) -> list[dict]:
+    if (from_lat is None) != (from_lon is None):
+        raise HTTPException(422, "from_lat and from_lon go together")
+    origin = (from_lat, from_lon) if from_lat is not None and from_lon is not None else None
+    return [_out(r, origin) for r in _filtered(_service(rt), incident, status)]
+
+
+@router.get("/hotspots.geojson")
+async def hotspots_geojson(
+    incident: str | None = Query(default=None, max_length=32),
+    status: list[HotspotStatus] = Query(default=[]),
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*VIEWERS)),
+) -> Response:
+    import json
+
+    body = json.dumps(geojson(_filtered(_service(rt), incident, status)))
+    return Response(body, media_type="application/geo+json")
+
+
+@router.get("/hotspots.kml")
+async def hotspots_kml(
+    incident: str | None = Query(default=None, max_length=32),
+    status: list[HotspotStatus] = Query(default=[]),
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*VIEWERS)),
+) -> Response:
+    title = f"dronefleet hotspots {incident}" if incident else "dronefleet hotspots"
+    return Response(
+        kml(_filtered(_service(rt), incident, status), title),
+        media_type="application/vnd.google-earth.kml+xml",
+        headers={"Content-Disposition": 'attachment; filename="hotspots.kml"'},
+    )
+
+
+@router.get("/hotspots/{hotspot_id}", response_model=HotspotOut)
+async def get_hotspot(
+    hotspot_id: str,
+    from_lat: float | None = Query(default=None, ge=-90, le=90),
+    from_lon: float | None = Query(default=None, ge=-180, le=180),
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*VIEWERS)),
+) -> dict:
+    origin = (from_lat, from_lon) if from_lat is not None and from_lon is not None else None
+    return _out(_service(rt).get(hotspot_id), origin)
+
+
+@router.get("/hotspots/{hotspot_id}/thumbnail.png")
+async def hotspot_thumbnail(
+    hotspot_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*VIEWERS))
+) -> Response:
+    rec = _service(rt).get(hotspot_id)
+    if not rec.thumbnail_png:
+        raise HTTPException(404, f"hotspot {hotspot_id} has no thumbnail")
+    return Response(rec.thumbnail_png, media_type="image/png", headers={"Cache-Control": "private, max-age=5"})
+
+
+@router.post("/hotspots/{hotspot_id}/status", response_model=HotspotOut)
+async def set_hotspot_status(
+    hotspot_id: str,
+    change: StatusChange,
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*VIEWERS)),
+) -> dict:
+    """confirmed: worth walking to; dismissed: not the person, never raised again here; found: closes the search."""
+    rec = await _service(rt).set_status(hotspot_id, HotspotStatus(change.status), who, change.note)
+    return _out(rec, None)

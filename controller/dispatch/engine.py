@@ -261,27 +261,38 @@ class DispatchEngine(Dispatcher):
         lb = self._lower_bound(rows, fleet, usable_idx)
         order = np.argsort(lb, axis=1)
         take = min(len(usable_idx), wanted + 4)
-        chosen = set(np.unique(order[:, :take]).tolist())
-        while True:
-            cols = np.array(sorted(chosen), dtype=int)
-            pairs = self._evaluate(rows, fleet, usable_idx[cols], drones)
-            grow: set[int] = set()
-            rest = np.ones(len(usable_idx), dtype=bool)
-            rest[cols] = False
-            if not rest.any():
+        fresh = np.unique(order[:, :take])
+        parts: list[_Pairs] = []
+        evaluated = np.zeros(len(usable_idx), dtype=bool)
+        for round_no in range(64):
+            parts.append(self._evaluate(rows, fleet, usable_idx[fresh], drones))
+            evaluated[fresh] = True
+            if evaluated.all():
                 break
+            eta = np.hstack([p.eta for p in parts])
+            grow = np.zeros(len(usable_idx), dtype=bool)
             for r in range(len(rows)):
-                feas = np.sort(pairs.eta[r][np.isfinite(pairs.eta[r])])
-                lb_rest = np.where(rest, lb[r], np.inf)
+                feas = np.sort(eta[r][np.isfinite(eta[r])])
+                lb_rest = np.where(evaluated, np.inf, lb[r])
                 if len(feas) >= wanted:
-                    grow.update(np.flatnonzero(lb_rest < feas[wanted - 1]).tolist())
+                    grow |= lb_rest < feas[wanted - 1]
+                elif round_no >= 2:  # few feasible drones for this call: settle it with the whole fleet
+                    grow |= ~evaluated
                 else:
-                    nxt = order[r][rest[order[r]]][: max(2 * take, 8)]
-                    grow.update(nxt.tolist())
-            if not grow:
+                    nxt = order[r][~evaluated[order[r]]][: 4 * take]
+                    grow[nxt] = True
+            if not grow.any():
                 break
-            chosen |= grow
-        return pairs
+            fresh = np.flatnonzero(grow)
+        cols = np.concatenate([p.cols for p in parts])
+        merged = _Pairs(
+            cols,
+            np.hstack([p.eta for p in parts]),
+            np.hstack([p.dist for p in parts]),
+            np.hstack([p.need for p in parts]),
+            np.hstack([p.code for p in parts]),
+        )
+        return merged
 
     def point_etas(
         self, px: np.ndarray, py: np.ndarray, drones: Sequence[DroneCandidate], *, nearest: int = 8, category: str = "default"
@@ -323,6 +334,14 @@ class DispatchEngine(Dispatcher):
         best = np.argmin(eta, axis=1)
         best_eta = eta[np.arange(len(px)), best]
         return best_eta, np.where(np.isfinite(best_eta), cols[np.arange(len(px)), best], -1)
+
+    def pair_eta(self, incident: IncidentRequest, drone: DroneCandidate) -> tuple[float, float]:
+        """(time to scene, path length) of one drone to one incident under this engine's flight model,
+        ignoring feasibility: what a flight would actually take, whoever chose it (used by the benchmark)."""
+        fleet = self._fleet([drone], False)
+        out_t, dist, _ = self.router.leg(fleet.x, fleet.y, np.array([incident.x]), np.array([incident.y]), fleet.cruise)
+        eta = fleet.launch + fleet.climb_s + out_t + fleet.legs["scene_descent"]
+        return float(eta[0]), float(dist[0])
 
     # --- the decision ---------------------------------------------------------------
 

@@ -40,7 +40,7 @@ class NoFlyRouter:
         self.zones = [p for p in polygons if not p.is_empty]
         # Segments are tested against the polygons grown by slightly less than the buffer, so legs along
         # the buffered outline (the graph's edges) stay legal while anything cutting closer is refused.
-        self._blockers = [p.buffer(0.9 * buffer_m) if buffer_m > 0 else p for p in self.zones]
+        self._blockers = [p.buffer(0.9 * buffer_m, join_style="mitre") if buffer_m > 0 else p for p in self.zones]
         for b in self._blockers:
             shapely.prepare(b)
         for z in self.zones:
@@ -123,6 +123,7 @@ class NoFlyRouter:
         """(time s, path length m, detoured?) for legs a->b (broadcast), routed around the zones.
 
         Time is NaN/inf where no path exists (wind or obstacles). `airspeed` broadcasts like the points.
+        Detoured legs are solved together: each distinct endpoint's view of the graph is computed once.
         """
         ax, ay, bx, by, spd = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (ax, ay, bx, by, airspeed)))
         t, dist = leg_time_s(bx - ax, by - ay, spd, *self.wind)
@@ -132,28 +133,44 @@ class NoFlyRouter:
         hit = self.blocked(ax, ay, bx, by)
         if hit.any():
             idx = np.nonzero(hit)
-            for k in range(len(idx[0])):
-                pos = tuple(i[k] for i in idx)
-                t[pos], dist[pos] = self._detour(ax[pos], ay[pos], bx[pos], by[pos], spd[pos])
+            for speed in np.unique(spd[idx]):
+                sel = tuple(i[spd[idx] == speed] for i in idx)
+                t[sel], dist[sel] = self._detours(ax[sel], ay[sel], bx[sel], by[sel], float(speed))
         return t, dist, hit
 
-    def _detour(self, ax: float, ay: float, bx: float, by: float, airspeed: float) -> tuple[float, float]:
-        """Best time (and its path length) a -> visible vertex -> graph -> visible vertex -> b."""
-        g = self._graph(airspeed)
+    def _views(self, px: np.ndarray, py: np.ndarray, speed: float, outbound: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per point, time and length to (outbound) or from each graph vertex in straight sight, inf if hidden."""
         v = self.vertices
-        ta, la = leg_time_s(v[:, 0] - ax, v[:, 1] - ay, airspeed, *self.wind)
-        tb, lb = leg_time_s(bx - v[:, 0], by - v[:, 1], airspeed, *self.wind)
-        ta = np.where(self.blocked(ax, ay, v[:, 0], v[:, 1]) | np.isnan(ta), np.inf, ta)
-        tb = np.where(self.blocked(v[:, 0], v[:, 1], bx, by) | np.isnan(tb), np.inf, tb)
-        via = ta[:, None] + g.time  # (u, v): time to reach v through first vertex u
-        u_best = np.argmin(via, axis=0)
-        reach = via[u_best, np.arange(len(v))]
-        total = reach + tb
-        v_best = int(np.argmin(total))
-        if not np.isfinite(total[v_best]):
-            return np.inf, np.inf
-        u = int(u_best[v_best])
-        return float(total[v_best]), float(la[u] + g.length[u, v_best] + lb[v_best])
+        if outbound:
+            dx, dy = v[None, :, 0] - px[:, None], v[None, :, 1] - py[:, None]
+            hidden = self.blocked(px[:, None], py[:, None], v[None, :, 0], v[None, :, 1])
+        else:
+            dx, dy = px[:, None] - v[None, :, 0], py[:, None] - v[None, :, 1]
+            hidden = self.blocked(v[None, :, 0], v[None, :, 1], px[:, None], py[:, None])
+        t, length = leg_time_s(dx, dy, speed, *self.wind)
+        return np.where(hidden | np.isnan(t), np.inf, t), length
+
+    def _detours(self, ax, ay, bx, by, speed: float) -> tuple[np.ndarray, np.ndarray]:
+        """Best time (and its path length) a -> visible vertex -> graph -> visible vertex -> b, for many legs."""
+        g = self._graph(speed)
+        n_v = len(self.vertices)
+        a_keys, a_inv = np.unique(np.stack([ax, ay], 1), axis=0, return_inverse=True)
+        b_keys, b_inv = np.unique(np.stack([bx, by], 1), axis=0, return_inverse=True)
+        ta, la = self._views(a_keys[:, 0], a_keys[:, 1], speed, True)
+        tb, lb = self._views(b_keys[:, 0], b_keys[:, 1], speed, False)
+        via = ta[:, :, None] + g.time[None, :, :]  # (origin, first vertex u, vertex v)
+        u_best = np.argmin(via, axis=1)  # (origin, v)
+        reach = np.take_along_axis(via, u_best[:, None, :], axis=1)[:, 0, :]
+        a_inv, b_inv = a_inv.ravel(), b_inv.ravel()
+        total = reach[a_inv] + tb[b_inv]  # (leg, v)
+        v_best = np.argmin(total, axis=1)
+        rows = np.arange(len(ax))
+        best = total[rows, v_best]
+        u = u_best[a_inv, v_best]
+        length = la[a_inv, u] + g.length[u, v_best] + lb[b_inv, v_best]
+        ok = np.isfinite(best)
+        del n_v
+        return np.where(ok, best, np.inf), np.where(ok, length, np.inf)
 
 
 def _segment_point_distance(ax, ay, bx, by, px, py) -> np.ndarray:

@@ -130,6 +130,8 @@ class DispatchEngine(Dispatcher):
         speeds = {m.cruise_speed_ms for m in (models or {}).values()}
         self.router = NoFlyRouter(nofly, policy.engine.nofly_buffer_m, speeds, self._wind)
         self._stations = tuple(stations)
+        if stations:
+            self.router.precompute_origins(np.array([(s.x, s.y) for s in stations]), speeds)
         self._sites: dict[str | None, _Sites] = {}
         if stations:
             model_ids = {m for s in stations for m in s.models}

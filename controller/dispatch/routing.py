@@ -53,6 +53,16 @@ class NoFlyRouter:
         verts = [np.asarray(o.exterior.coords)[:-1] for o in outlines]
         self.vertices = np.vstack(verts) if verts else np.zeros((0, 2))
         self._graphs = {float(s): self._solve(float(s)) for s in set(airspeeds)}
+        self._origin_views: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray]] = {}
+
+    def precompute_origins(self, points: np.ndarray, airspeeds: Iterable[float]) -> None:
+        """Solve, at construction time, which graph vertices fixed origins (stations) see."""
+        if len(self.vertices) == 0 or len(points) == 0:
+            return
+        for speed in set(airspeeds):
+            t, length = self._views(points[:, 0], points[:, 1], float(speed), True)
+            for (x, y), tr, lr in zip(points, t, length, strict=True):
+                self._origin_views[(float(x), float(y), float(speed))] = (tr, lr)
 
     # --- geometry --------------------------------------------------------------
 
@@ -141,6 +151,10 @@ class NoFlyRouter:
     def _views(self, px: np.ndarray, py: np.ndarray, speed: float, outbound: bool) -> tuple[np.ndarray, np.ndarray]:
         """Per point, time and length to (outbound) or from each graph vertex in straight sight, inf if hidden."""
         v = self.vertices
+        if outbound and self._origin_views:
+            known = [self._origin_views.get((float(x), float(y), speed)) for x, y in zip(px, py, strict=True)]
+            if all(k is not None for k in known):
+                return np.array([k[0] for k in known]), np.array([k[1] for k in known])
         if outbound:
             dx, dy = v[None, :, 0] - px[:, None], v[None, :, 1] - py[:, None]
             hidden = self.blocked(px[:, None], py[:, None], v[None, :, 0], v[None, :, 1])

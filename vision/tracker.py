@@ -134,10 +134,18 @@ class HotspotTracker:
         p = self.params
         frame = self._frame_no.get(source_id, 0) + 1
         self._frame_no[source_id] = frame
-        usable = [
-            d for d in detections
-            if d.has_position and d.score >= p.min_score and not self._suppressed(d.lat_deg, d.lon_deg)  # type: ignore[arg-type]
-        ]
+        candidates = sorted(
+            (
+                d for d in detections
+                if d.has_position and d.score >= p.min_score and not self._suppressed(d.lat_deg, d.lon_deg)  # type: ignore[arg-type]
+            ),
+            key=lambda d: -d.score,
+        )
+        # One object per merge radius per frame: a blob split in two (head and body) is one sighting.
+        usable: list[Detection] = []
+        for d in candidates:
+            if all(math.hypot(*_metres(k.lat_deg, k.lon_deg, d.lat_deg, d.lon_deg)) > p.merge_radius_m for k in usable):  # type: ignore[arg-type]
+                usable.append(d)
         # Greedy nearest association, each track and each detection used once per frame.
         pairs: list[tuple[float, int, int]] = []
         for i, d in enumerate(usable):

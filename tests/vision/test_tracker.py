@@ -85,3 +85,10 @@ def test_stale_unconfirmed_tracks_are_forgotten() -> None:
 def test_params_are_checked() -> None:
     with pytest.raises(ValueError):
         TrackerParams(confirm_hits=5, confirm_frames=3)
+
+
+def test_a_blob_split_in_two_is_one_sighting() -> None:
+    tr = HotspotTracker(TrackerParams(confirm_hits=2, confirm_frames=3))
+    tr.update("d1", 0.0, [det(0.0, score=0.8), det(0.5, score=0.95)])
+    (h,) = tr.update("d1", 0.1, [det(0.2), det(0.6, score=0.7)])
+    assert h.hits == 2 and len(tr.tracks) == 1

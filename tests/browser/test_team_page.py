@@ -1,0 +1,94 @@
+"""The search-team page in headless Chromium: a hotspot arrives live with distance, bearing, thumbnail and a
+navigation link; marking it found from the page closes the search."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+
+from controller import geo
+from controller.auth import Principal, Role
+from controller.dispatch_center import NewIncident
+from controller.domain.states import IncidentStatus
+from controller.hotspots.pose_history import PoseSample
+from controller.runtime import Runtime
+from sitl.camera_render import CameraPose, Intrinsics, render_thermal
+from sitl.thermal_scene import build_scenario
+from tests import support
+from tests.support import TOKEN, auth
+
+pytestmark = [__import__("pytest").mark.browser]
+DRONE = f"{support.STATION_A}-D1"
+
+
+async def raise_hotspot(rt: Runtime, incident_id: str, lat: float, lon: float) -> tuple[float, float]:
+    """Frames of a drone hovering near a planted person go through the real detector and tracker."""
+    world = build_scenario({"name": "t", "seed": 3, "lat": lat, "lon": lon, "radius_m": 50, "people": [{"east_m": 0, "north_m": 0}]})
+    person = world.people[0]
+    cam_lat, cam_lon = geo.destination(person.lat, person.lon, 200.0, 15.0)
+    pose = CameraPose(cam_lat, cam_lon, 60.0, 0.0)
+    rng = np.random.default_rng(1)
+    t0 = time.time() - 10
+    for k in range(12):
+        t = t0 + k * 0.25
+        rt.hotspots.pose(DRONE, PoseSample(t, cam_lat, cam_lon, 70.0, 60.0, 0.0))
+        frame, _ = render_thermal(pose, Intrinsics(640, 512, 61.0), (lat, lon), world.sources, world.conditions, rng)
+        await rt.hotspots.ingest(incident_id, DRONE, t, frame)
+        if rt.hotspots.list(incident_id):
+            break
+    assert rt.hotspots.list(incident_id), rt.hotspots.stats()
+    return person.lat, person.lon
+
+
+async def test_team_sees_a_hotspot_live_and_marks_it_found(browser, runtime: Runtime, live_url: str) -> None:
+    rt = runtime
+    s = rt.config.station(support.STATION_A)
+    inc, _ = await rt.center.create_incident(
+        NewIncident(grade=1, category="missing_person", lat=s.lat + 0.004, lon=s.lon, search_radius_m=150, drones_requested=1),
+        Principal(Role.COMMANDER, "cmd"),
+    )
+    (m,) = rt.center.incident_missions(inc.id)
+    await rt.center.accept(m.id, Principal(Role.PILOT, "pilot-a", support.STATION_A))
+    await rt.center.flight_launched(m.id)
+
+    team_lat, team_lon = s.lat, s.lon  # the team stands at the station
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+        geolocation={"latitude": team_lat, "longitude": team_lon}, permissions=["geolocation"],
+    )
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(live_url + "/team")
+    await page.fill("#token", TOKEN["search_team"])
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#link.live", timeout=10_000)
+    await page.wait_for_function("document.querySelector('#position').textContent.includes('GPS')", timeout=10_000)
+
+    plat, plon = await raise_hotspot(rt, inc.id, s.lat + 0.004, s.lon)
+    (h,) = rt.hotspots.list(inc.id)
+    card = page.locator(f"article[data-hotspot='{h.id}']")
+    await card.wait_for(timeout=10_000)
+    expected = geo.distance_m(team_lat, team_lon, h.lat, h.lon)
+    shown = (await page.text_content(f"[data-distance='{h.id}']")).strip()
+    assert shown.endswith(" m") and abs(float(shown.split()[0]) - expected) <= 2, (shown, expected)
+    bearing = float((await page.text_content(f"[data-bearing='{h.id}']")).split("°")[0])
+    assert abs(bearing - geo.bearing_deg(team_lat, team_lon, h.lat, h.lon)) <= 1.0
+    await page.wait_for_function(
+        f"document.querySelector(\"img[data-thumb='{h.id}']\").naturalWidth > 0", timeout=10_000
+    )
+    nav = await page.get_attribute(f"[data-nav='{h.id}']", "href")
+    assert nav.startswith(f"geo:{h.lat:.7f},{h.lon:.7f}")
+    assert await page.locator(".leaflet-interactive").count() >= 2  # the hotspot and the team on the map
+
+    await card.locator("button[data-act=found]").click()
+    await page.wait_for_selector(f"article.found[data-hotspot='{h.id}']", timeout=10_000)
+    async with httpx.AsyncClient(base_url=live_url) as c:
+        r = await c.get(f"/api/v1/hotspots/{h.id}", headers=auth("commander"))
+        assert r.json()["status"] == "found" and r.json()["status_by"] == "team1"
+        r = await c.get(f"/api/v1/incidents/{inc.id}", headers=auth("commander"))
+        assert r.json()["status"] == IncidentStatus.RESOLVED.value
+    assert errors == []
+    await context.close()

@@ -27,6 +27,7 @@ from controller.dispatch import Assignment, Decision, Dispatcher, DroneCandidate
 from controller.dispatch.nearest_eta import AVAILABLE
 from controller.domain.entities import CallerReport, Drone, Incident, Mission
 from controller.domain.errors import Conflict, Forbidden, NotFound
+from controller.search.planner import end_of
 from controller.domain.state_machine import StateMachine, Transition
 from controller.domain.states import (
     ACTIVE_MISSION,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 D, I, M = DroneState, IncidentStatus, MissionState
 #: Missions that count towards an incident's requested drones.
 SERVING = frozenset({M.OFFERED, M.ACCEPTED, M.LAUNCHED, M.ON_SCENE})
+DONE = frozenset({M.RETURNING, M.COMPLETED})
 RELEASED = frozenset({M.DECLINED, M.EXPIRED, M.ABORTED})
 #: How often waiting incidents are re-evaluated even when no command freed a drone.
 SWEEP_INTERVAL_S = 5.0
@@ -334,7 +336,11 @@ class DispatchCenter:
             self._incident_event(cs, "incident.updated", inc, now)
 
     def _drones_needed(self, inc: Incident) -> int:
-        serving = sum(1 for m in self.incident_missions(inc.id) if m.state in SERVING)
+        # A search drone that swept its whole share still counts: its share needs no other drone.
+        serving = sum(
+            1 for m in self.incident_missions(inc.id)
+            if m.state in SERVING or (m.plan is not None and m.plan["done"] >= end_of(m.plan) and m.state in DONE)
+        )
         return max(0, inc.drones_requested - serving)
 
     # --- dispatch pass --------------------------------------------------------
@@ -899,10 +905,35 @@ class DispatchCenter:
         )
         now = self.clock()
         cs = Changeset()
+        donor_end = plan.pop("donor_end", None)
+        if donor_end is not None:  # the joiner takes the far half of this mission's remaining sweep
+            donor = self.missions[plan["split_from"]]
+            donor.plan, donor.updated_at = {**donor.plan, "end": donor_end}, now
+            self._mission_event(cs, "mission.plan", donor, now)
+            cs.upsert(rows.mission_row(donor))
         m.plan, m.updated_at = plan, now
         self._mission_event(cs, "mission.plan", m, now)
         await self._commit(cs)
         return plan
+
+    async def add_search_drones(self, incident_id: str, count: int, who: Principal) -> Incident:
+        """Command asks for `count` more drones on a search; they are offered now and share the remaining area."""
+        inc = self.incidents.get(incident_id)
+        if inc is None:
+            raise NotFound("incident", incident_id)
+        if inc.category != "missing_person":
+            raise Conflict(f"{incident_id} is a {inc.category} incident, not a search")
+        if not 1 <= count <= 8 or inc.drones_requested + count > 12:
+            raise Conflict(f"{incident_id} has {inc.drones_requested} drones; adding {count} would exceed 12")
+        now = self.clock()
+        cs = Changeset()
+        inc.drones_requested += count
+        inc.updated_at = now
+        self._incident_event(cs, "incident.updated", inc, now, reason=f"{who.name} added {count} search drone(s)")
+        self._requeued_now.add(inc.id)
+        self._dispatch_pass(now, cs)
+        await self._commit(cs)
+        return inc
 
     async def search_progress(self, mission_id: str, done: int) -> None:
         """How many of its waypoints a search mission has flown (a replacement resumes from there)."""

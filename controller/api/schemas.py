@@ -57,6 +57,10 @@ class CloseRequest(Strict):
     reason: str = Field(default="", max_length=500)
 
 
+class SearchDronesRequest(Strict):
+    count: int = Field(ge=1, le=8, description="drones to add to the search; they share the remaining area")
+
+
 class DeclineRequest(Strict):
     reason: str = Field(default="", max_length=500)
 

@@ -65,7 +65,30 @@ class SearchResult:
     completed: bool = False
 
 
-def nearest_station_configs(dest: Path, scenario: Scenario, stations: int, speedup: float, detect_fps: float) -> Path:
+def free_base_port(instances: int) -> int:
+    """A base port P with P + 10·N free for every N, away from SITL's 5760.. (a running controller or tests)."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - 10 * instances, 10)
+        ok = True
+        for n in range(instances):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", base + 10 * n))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range for the simulated drones")
+
+
+def nearest_station_configs(
+    dest: Path, scenario: Scenario, stations: int, speedup: float, detect_fps: float, base_port: int = 5760
+) -> Path:
     """A copy of configs/ with only the stations nearest the scenario, and failsafes scaled to the speed-up."""
     shutil.copytree(default_config_dir(), dest)
     doc = json.loads((dest / "stations.json").read_text())
@@ -79,6 +102,7 @@ def nearest_station_configs(dest: Path, scenario: Scenario, stations: int, speed
     (dest / "stations.json").write_text(json.dumps(doc))
     flight = yaml.safe_load((dest / "flight.yaml").read_text())
     flight["failsafe"]["gcs_timeout_s"] = 5 * speedup
+    flight["links"]["base_port"] = base_port
     (dest / "flight.yaml").write_text(yaml.safe_dump(flight))
     policy = yaml.safe_load((dest / "dispatch.yaml").read_text())
     policy["offer_timeout_s"] = 300
@@ -117,9 +141,12 @@ class SearchWorld:
         sc = self.scenario
         with tempfile.TemporaryDirectory(prefix="dronefleet-search-") as tmp:
             tmp_path = Path(tmp)
-            cfg = nearest_station_configs(tmp_path / "configs", sc, sc.drones + 2, self.speedup, self.fps)
             n = sc.drones + 2
-            sim = SimFleet(roster_specs(cfg / "stations.json", cfg / "drone_models.yaml", n, warm=True), speedup=self.speedup)
+            base = free_base_port(n)
+            cfg = nearest_station_configs(tmp_path / "configs", sc, n, self.speedup, self.fps, base)
+            sim = SimFleet(
+                roster_specs(cfg / "stations.json", cfg / "drone_models.yaml", n, warm=True), speedup=self.speedup, base_port=base
+            )
             await sim.start()
             settings = Settings(
                 database_url=f"sqlite:///{tmp_path / 'search.sqlite3'}", config_dir=cfg, var_dir=tmp_path / "var",

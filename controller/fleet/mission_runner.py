@@ -30,6 +30,7 @@ from controller.fleet.copter import CopterMode
 from controller.fleet.drone_link import CommandRejected, CommandTimeout, DroneLink, LinkDown, LinkError, MissionItem
 from controller.fleet.flight_math import battery_to_return_pct, nearest_site, orbit_points
 from controller.fleet.nofly import NoFlyGuard, NoFlyViolation
+from controller.search.planner import end_of
 
 if TYPE_CHECKING:
     from controller.dispatch_center import DispatchCenter
@@ -326,10 +327,25 @@ class MissionRunner:
                 raise FailsafeReturn(f"vehicle left AUTO for mode {t.mode} during the search")
             self._check_battery()
             now_done = max(0, min(waypoints, seq - FIRST_SWEEP_SEQ))
+            end = end_of(self.mission.plan) if self.mission.plan else waypoints
+            if end < waypoints and now_done >= end:
+                # a joining drone took the rest of this sweep: hand over and come home
+                await self.center.search_progress(self.mission.id, end)
+                await self._step("search share handed over", f"{end} of {waypoints} waypoints; the rest to {self._joiner()}")
+                await self.link.set_mode(CopterMode.RTL, **self._cmd())
+                await self.center.flight_returning(self.mission.id, "search share handed over to a joining drone")
+                await self._wait_landed()
+                return
             if now_done != done:
                 done = now_done
                 await self.center.search_progress(self.mission.id, done)
             await asyncio.sleep(1.0)
+
+    def _joiner(self) -> str:
+        for m in self.center.incident_missions(self.mission.incident_id):
+            if m.plan and m.plan.get("split_from") == self.mission.id:
+                return m.drone_id
+        return "a joining drone"
 
     async def _resume(self) -> None:
         """After a controller restart: pick the flight up where the vehicle is."""

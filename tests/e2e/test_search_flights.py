@@ -67,3 +67,26 @@ async def test_a_drone_leaving_is_replaced_and_the_rest_of_its_strip_resumed(wor
     await w.until(lambda: second.plan is not None, 60, "the replacement is planned")
     assert second.plan["resumed_from"] == first.id
     assert second.plan["waypoints"] == first.plan["waypoints"][flown - 1 :]
+
+
+async def test_a_drone_joining_takes_half_of_the_remaining_sweep(world: World) -> None:
+    w = world
+    inc = await open_search(w, 8, radius_m=220.0, drones=1)
+    (first,) = offered(w, inc)
+    await w.rt.center.accept(first.id, Principal(Role.PILOT, "p", first.station_id))
+    await w.until(lambda: first.plan is not None and first.plan["done"] >= 2, 120, "the first drone sweeping")
+    await w.rt.center.add_search_drones(inc.id, 1, CMD)
+    await w.until(lambda: len(offered(w, inc)) == 1, 15, "the added drone offered")
+    (second,) = offered(w, inc)
+    await w.rt.center.accept(second.id, Principal(Role.PILOT, "p", second.station_id))
+    await w.until(lambda: second.plan is not None, 90, "the joiner planned")
+    assert second.plan["split_from"] == first.id
+    cut = first.plan["end"]
+    assert first.plan["done"] < cut < len(first.plan["waypoints"])
+    assert second.plan["waypoints"] == first.plan["waypoints"][cut - 1 :]
+    await w.until(lambda: first.state in (MissionState.RETURNING, MissionState.COMPLETED), 240, "the first hands over")
+    await w.until(lambda: second.state is MissionState.COMPLETED, 300, "the joiner sweeps the rest and lands")
+    db = w.rt.db
+    steps = [s["step"] for s in await db.read(lambda c: db.mission_steps(c, first.id))]
+    assert "search share handed over" in steps and "search pattern complete" not in steps
+    assert first.plan["done"] == cut and second.plan["done"] == len(second.plan["waypoints"])

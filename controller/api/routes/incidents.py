@@ -7,7 +7,15 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from controller.api.deps import ANY_ROLE, COMMAND, require, runtime
-from controller.api.schemas import Category, CloseRequest, IncidentCreate, IncidentCreated, IncidentDetail, IncidentOut
+from controller.api.schemas import (
+    Category,
+    CloseRequest,
+    IncidentCreate,
+    IncidentCreated,
+    IncidentDetail,
+    IncidentOut,
+    SearchDronesRequest,
+)
 from controller.api.visibility import SEARCH_CATEGORY, check_incident
 from controller.auth import Principal, Role
 from controller.dispatch_center import NewIncident
@@ -140,3 +148,14 @@ async def resolve_incident(
     """Close as handled: drones over the scene return and their missions complete on landing."""
     inc = await rt.center.close_incident(incident_id, who, resolved=True, reason=body.reason if body else "")
     return incident_view(inc)
+
+
+@router.post("/incidents/{incident_id}/search-drones", response_model=IncidentOut)
+async def add_search_drones(
+    incident_id: str,
+    body: SearchDronesRequest,
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*COMMAND)),
+) -> dict:
+    """Add drones to a missing-person search: they are offered now; each joiner takes a free strip or half of the largest remaining sweep."""
+    return incident_view(await rt.center.add_search_drones(incident_id, body.count, who))

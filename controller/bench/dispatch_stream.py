@@ -3,10 +3,13 @@
 The stream: Poisson arrivals with a daily profile (thinning), a grade and
 category mix, locations weighted by district population (never inside a no-fly
 zone), plus bursts of simultaneous calls close together. Each dispatcher sees
-the same stream in a discrete-event simulation where a drone is busy for its
-time out + time on scene + time back; every flight is timed with the engine's
-flight model (wind, no-fly detours) whoever chose it, so the comparison is of
-choices, not of models. Offers are taken as accepted at once.
+the same stream in a discrete-event simulation with one physical model for
+everyone: every chosen flight is checked and timed by the engine's flight model
+(wind, no-fly detours, battery for out + scene + return to a station + reserve,
+with the drone's real charge) whoever chose it, so the comparison is of
+choices, not of models. A refused flight is not flown; the call waits. Drones
+drain while airborne, land at home (or the nearest station when home is out of
+reach) and recharge on the dock. Offers are otherwise taken as accepted at once.
 
 The bound serves every incident with its best drone as if the whole fleet were
 idle (no queueing, no conflicts): no dispatcher can beat it.
@@ -27,6 +30,7 @@ import numpy as np
 
 from controller.bench.common import machine, percentiles, progress, stamp
 from controller.config import FleetConfig, load_config
+from controller.config.models import DroneModel
 from controller.dispatch.base import Dispatcher, DroneCandidate, IncidentRequest
 from controller.dispatch.engine import DispatchEngine, StationSite
 from controller.dispatch.nearest_eta import NearestEtaDispatcher
@@ -38,7 +42,6 @@ CATEGORIES = ("traffic_accident", "violent_crime", "fire", "missing_person", "ot
 CATEGORY_MIX = (0.4, 0.15, 0.1, 0.1, 0.25)
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 RING_S = (60.0, 180.0, 300.0)
-LANDING_S = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,17 +150,44 @@ def roster(config: FleetConfig, scale: int, rng: np.random.Generator) -> tuple[l
 
 # --- the simulation ---------------------------------------------------------------------------
 
+#: Dock charging rate (about 20 -> 90 % in 35 min); a drone below 100 % is CHARGING (slower launch).
+CHARGE_PCT_PER_MIN = 2.0
+#: A refused offer (the flight fails the shared model's checks): the call is decided again this much
+#: later, without that drone for RECHECK_S (its battery may have charged enough by then).
+REFUSAL_S = 15.0
+RECHECK_S = 600.0
+#: While calls wait, decide again this often (batteries charge, drones land) whoever dispatches.
+TICK_S = 30.0
+
 
 @dataclass(slots=True)
 class _Flight:
     call: str
     grade: int
-    start: float
+    takeoff: float  # wheels up (battery drains from here); for a redirect, the redirect time
+    climbed: float  # at transit altitude
+    fx: float
+    fy: float
+    bat0: float  # battery at takeoff
     sx: float
     sy: float
     arrive: float
     leave: float
-    free: float
+    land: float
+    land_at: tuple[str, float, float]
+    bat_land: float
+
+
+@dataclass(slots=True)
+class _Drone:
+    base: Base
+    station_id: str
+    x: float
+    y: float
+    battery: float  # at `since`, on the ground
+    since: float
+    flight: _Flight | None = None
+    ferry_at: float | None = None  # landed away from home: flies home once charged enough for the leg
 
 
 @dataclass(slots=True)
@@ -166,14 +196,111 @@ class _Open:
     needed: int
     first_assigned: float | None = None
     arrivals: list[float] = field(default_factory=list)
+    excluded: dict[str, float] = field(default_factory=dict)  # drone -> when it was refused
+
+
+class _World:
+    """The fleet's physical state over time: one flight model and battery model for every dispatcher."""
+
+    def __init__(self, bases: Sequence[Base], config: FleetConfig, physics: DispatchEngine) -> None:
+        self.config, self.physics = config, physics
+        self.drones = {b.drone_id: _Drone(b, b.station_id, b.x, b.y, 100.0, 0.0) for b in bases}
+        self.refused = 0
+
+    def candidate(self, d: _Drone, now: float) -> DroneCandidate:
+        model = self.config.drone_models[d.base.model_id]
+        f = d.flight
+        if f is not None and now >= f.land:  # landed: charging from here at the landing station
+            d.station_id, d.x, d.y = f.land_at
+            d.battery, d.since, d.flight, f = f.bat_land, f.land, None, None
+            d.ferry_at = self._ferry_time(d, model) if d.station_id != d.base.station_id else None
+        if f is None and d.ferry_at is not None and now >= d.ferry_at:
+            d.flight = f = self._ferry(d, model)
+            d.ferry_at = None
+            if now >= f.land:
+                return self.candidate(d, now)
+        mid = grade = None
+        if f is None:
+            bat = min(100.0, d.battery + CHARGE_PCT_PER_MIN * (now - d.since) / 60.0)
+            state, x, y = (DroneState.STANDBY if bat >= 100.0 else DroneState.CHARGING), d.x, d.y
+        else:
+            bat = f.bat0 - 100.0 * max(0.0, now - f.takeoff) / (model.endurance_min * 60.0)
+            mid, grade = (f"{f.call}/{d.base.drone_id}", f.grade) if f.call else (None, None)
+            if now < f.arrive:
+                frac = min(1.0, max(0.0, (now - f.climbed) / max(f.arrive - f.climbed, 1e-9)))
+                state, x, y = DroneState.ENROUTE, f.fx + frac * (f.sx - f.fx), f.fy + frac * (f.sy - f.fy)
+            elif now < f.leave:
+                state, x, y = DroneState.ON_SCENE, f.sx, f.sy
+            else:
+                state, x, y = DroneState.RETURNING, f.sx, f.sy
+        return DroneCandidate(d.base.drone_id, d.station_id, d.base.model_id, model, state, bat, 0.0, 0.0, x, y,
+                              True, mid, grade)
+
+    def _home_leg(self, d: _Drone, model: DroneModel) -> tuple[float, float]:
+        """(airborne seconds, battery %) of a ferry from where the drone stands to its home station."""
+        t, _, _ = self.physics.router.leg(np.array([d.x]), np.array([d.y]), np.array([d.base.x]), np.array([d.base.y]),
+                                          model.cruise_speed_ms)
+        alt = self.config.policy.transit_altitude_m
+        secs = alt / model.climb_rate_ms + float(t[0]) + alt / model.descent_rate_ms
+        return secs, 100.0 * secs / (model.endurance_min * 60.0)
+
+    def _ferry_time(self, d: _Drone, model: DroneModel) -> float | None:
+        secs, need = self._home_leg(d, model)
+        if not math.isfinite(secs):
+            return None
+        short = need + self.config.policy.battery_reserve_pct - d.battery
+        return d.since + max(0.0, short) / CHARGE_PCT_PER_MIN * 60.0
+
+    def _ferry(self, d: _Drone, model: DroneModel) -> _Flight:
+        """The repositioning flight home (busy, not preemptible) starting at `ferry_at`."""
+        t = d.ferry_at or d.since
+        bat = min(100.0, d.battery + CHARGE_PCT_PER_MIN * (t - d.since) / 60.0)
+        secs, need = self._home_leg(d, model)
+        home = d.base
+        return _Flight("", 0, t, t, d.x, d.y, bat, d.x, d.y, t, t, t + secs, (home.station_id, home.x, home.y), bat - need)
+
+    def fly(self, req: IncidentRequest, cand: DroneCandidate, now: float) -> _Flight | None:
+        """Start the flight if the shared model allows it (battery, route, wind), else None (refused)."""
+        chk = self.physics.check_pair(req, cand)
+        if chk.refused is not None:
+            self.refused += 1
+            return None
+        d = self.drones[cand.id]
+        d.ferry_at = None
+        model = cand.model
+        endurance = model.endurance_min * 60.0
+        old = d.flight
+        wait = max(0.0, old.climbed - now) if old is not None else 0.0  # redirected before reaching altitude
+        takeoff = now + chk.launch_s
+        arrive = now + wait + chk.eta_s
+        leave = arrive + self.config.policy.on_scene_seconds(req.category)
+        pct = 100.0 / endurance
+        after_scene = cand.battery_pct - pct * (leave + chk.scene_climb_s - takeoff)
+        home = d.base
+        t_home, _, _ = self.physics.router.leg(np.array([req.x]), np.array([req.y]), np.array([home.x]),
+                                               np.array([home.y]), model.cruise_speed_ms)
+        t_home = float(t_home[0])
+        reserve = self.config.policy.battery_reserve_pct
+        if math.isfinite(t_home) and after_scene - pct * (t_home + chk.land_s) >= reserve:
+            land_at, back = (home.station_id, home.x, home.y), t_home
+        else:  # the nearest station taking the model (what the feasibility check planned with)
+            sid, lx, ly, back = self.physics.return_site(req.x, req.y, cand.model_id, model.cruise_speed_ms)
+            land_at = (sid, lx, ly)
+        land = leave + chk.scene_climb_s + back + chk.land_s
+        f = _Flight(req.id, req.grade, takeoff, now + wait + chk.launch_s + chk.climb_s, cand.x, cand.y,
+                    cand.battery_pct, req.x, req.y, arrive, leave, land, land_at, cand.battery_pct - pct * (land - takeoff))
+        d.flight = f
+        return f
 
 
 def simulate(calls: Sequence[Call], bases: Sequence[Base], config: FleetConfig, dispatcher: Dispatcher,
              physics: DispatchEngine) -> dict[str, Any]:
-    """Run the stream through `dispatcher`; flights are timed by `physics`. Returns per-call outcomes."""
-    policy = config.policy
-    models = config.drone_models
-    flights: dict[str, _Flight] = {}
+    """Run the stream through `dispatcher`; every chosen flight is checked and timed by `physics`.
+
+    A flight the shared model refuses (battery with the drone's real charge, no route, wind) is not
+    flown: the drone is excluded for that call and the call is decided again shortly, whoever chose it.
+    """
+    world = _World(bases, config, physics)
     waiting: dict[str, _Open] = {}
     done: dict[str, _Open] = {}
     latencies: list[float] = []
@@ -182,81 +309,73 @@ def simulate(calls: Sequence[Call], bases: Sequence[Base], config: FleetConfig, 
     by_id = {c.id: c for c in calls}
     heapq.heapify(events)
     seq = len(events)
+    next_tick = math.inf
+    end = (calls[-1].t if calls else 0.0) + 3 * 3600.0  # calls still waiting 3 h after the last one count as unserved
 
-    def candidates(now: float) -> list[DroneCandidate]:
-        out = []
-        for b in bases:
-            f = flights.get(b.drone_id)
-            state, x, y, mid, grade = DroneState.STANDBY, b.x, b.y, None, None
-            if f is not None and now < f.free:
-                if now < f.arrive:
-                    frac = (now - f.start) / max(f.arrive - f.start, 1e-9)
-                    state, x, y = DroneState.ENROUTE, b.x + frac * (f.sx - b.x), b.y + frac * (f.sy - b.y)
-                elif now < f.leave:
-                    state, x, y = DroneState.ON_SCENE, f.sx, f.sy
-                else:
-                    state = DroneState.RETURNING
-                mid, grade = f"{f.call}/{b.drone_id}", f.grade
-            out.append(DroneCandidate(b.drone_id, b.station_id, b.model_id, models[b.model_id], state, 100.0,
-                                      0.0, 0.0, x, y, True, mid, grade))
-        return out
+    def push(t: float, key: str) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (t, seq, key))
 
-    base_of = {b.drone_id: b for b in bases}
     while events:
         now, _, key = heapq.heappop(events)
-        if key in by_id:
-            c = by_id[key]
-            waiting[c.id] = _Open(c, c.k)
+        keys = [key]
         while events and events[0][0] <= now:  # everything at this instant (bursts) is decided together
-            _, _, key = heapq.heappop(events)
+            keys.append(heapq.heappop(events)[2])
+        for key in keys:
             if key in by_id:
                 c = by_id[key]
                 waiting[c.id] = _Open(c, c.k)
+            elif key == "tick":
+                next_tick = math.inf
         if not waiting:
             continue
-        drones = candidates(now)
+        drones = [world.candidate(d, now) for d in world.drones.values()]
         wall = T0 + timedelta(seconds=now)
-        requests = [
-            IncidentRequest(o.call.id, o.call.grade, o.call.category, 0.0, 0.0, o.call.x, o.call.y,
-                            T0 + timedelta(seconds=o.call.t), o.needed)
+        requests = {
+            o.call.id: IncidentRequest(o.call.id, o.call.grade, o.call.category, 0.0, 0.0, o.call.x, o.call.y,
+                                       T0 + timedelta(seconds=o.call.t), o.needed,
+                                       frozenset(k for k, t in o.excluded.items() if now - t < RECHECK_S))
             for o in waiting.values()
-        ]
+        }
         t0 = time.perf_counter()
-        decisions = dispatcher.decide(requests, drones, wall)
+        decisions = dispatcher.decide(list(requests.values()), drones, wall)
         latencies.append(time.perf_counter() - t0)
         cand = {d.id: d for d in drones}
+        refused = False
         for dec in decisions:
             o = waiting[dec.incident_id]
             for a in dec.assignments:
                 d = cand[a.drone_id]
-                if a.preempts is not None:  # the displaced call waits again for one drone
+                old = world.drones[a.drone_id].flight
+                f = world.fly(requests[o.call.id], d, now)
+                if f is None:
+                    o.excluded[a.drone_id] = now
+                    refused = True
+                    continue
+                if a.preempts is not None and old is not None:  # the displaced call waits again for one drone
                     preemptions += 1
-                    old = flights[a.drone_id]
                     prev = done.pop(old.call, None) or waiting.get(old.call)
                     if prev is not None:
-                        if old.arrive in prev.arrivals:
+                        if old.arrive > now and old.arrive in prev.arrivals:  # not there yet: that arrival is lost
                             prev.arrivals.remove(old.arrive)
                         prev.needed += 1
                         waiting[old.call] = prev
-                req = next(r for r in requests if r.id == o.call.id)
-                eta, _ = physics.pair_eta(req, d)
-                on_scene = policy.on_scene_seconds(o.call.category)
-                b = base_of[a.drone_id]
-                back, _ = physics.pair_eta(replace(req, x=b.x, y=b.y), replace(d, x=o.call.x, y=o.call.y, state=DroneState.ENROUTE))
-                f = _Flight(o.call.id, o.call.grade, now, o.call.x, o.call.y, now + eta, now + eta + on_scene, 0.0)
-                f.free = f.leave + back + LANDING_S
-                flights[a.drone_id] = f
-                seq += 1
-                heapq.heappush(events, (f.free, seq, f"free:{a.drone_id}"))
-                o.arrivals.append(now + eta)
+                push(f.land, f"land:{a.drone_id}")
+                o.arrivals.append(f.arrive)
                 o.needed -= 1
                 if o.first_assigned is None:
                     o.first_assigned = now
             if o.needed <= 0:
                 done[o.call.id] = waiting.pop(o.call.id)
+        if refused:
+            push(now + REFUSAL_S, "retry")
+        if waiting and next_tick > now + TICK_S and now < end:
+            next_tick = now + TICK_S
+            push(next_tick, "tick")
     for o in waiting.values():
         done[o.call.id] = o
-    return {"outcomes": done, "latencies": latencies, "preemptions": preemptions}
+    return {"outcomes": done, "latencies": latencies, "preemptions": preemptions, "refused": world.refused}
 
 
 def lower_bound(calls: Sequence[Call], bases: Sequence[Base], config: FleetConfig, physics: DispatchEngine) -> dict[str, float]:
@@ -314,6 +433,7 @@ def _run_one(name: str, calls, bases, config, dispatcher, physics) -> dict[str, 
     res = report(calls, _tts(calls, outcomes), config, waits)
     res["decision_latency_ms"] = percentiles(sim["latencies"], 1000.0)
     res["preemptions"] = sim["preemptions"]
+    res["refused_offers"] = sim["refused"]
     res["wall_s"] = round(time.perf_counter() - started, 1)
     progress(f"  {name}: {res['served']}/{res['calls']} served, weighted mean {res['grade_weighted_mean_s']} s, "
              f"p99 decision {res['decision_latency_ms'].get('p99')} ms ({res['wall_s']} s)")

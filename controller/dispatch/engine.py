@@ -100,6 +100,20 @@ class _Pairs:
     code: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class PairCheck:
+    """One flight judged by the engine's model: refusal reason (None = flyable) and its timings."""
+
+    refused: str | None
+    eta_s: float
+    distance_m: float
+    need_pct: float  # battery for out + scene + back to the nearest station + landing (before the reserve)
+    launch_s: float
+    climb_s: float
+    scene_climb_s: float
+    land_s: float
+
+
 def static_reason(drone: DroneCandidate, wind_ms: float) -> str | None:
     """Why a drone cannot take any new incident right now, or None."""
     if drone.state is DroneState.MAINTENANCE:
@@ -336,6 +350,34 @@ class DispatchEngine(Dispatcher):
         best = np.argmin(eta, axis=1)
         best_eta = eta[np.arange(len(px)), best]
         return best_eta, np.where(np.isfinite(best_eta), cols[np.arange(len(px)), best], -1)
+
+    def check_pair(self, incident: IncidentRequest, drone: DroneCandidate) -> PairCheck:
+        """This engine's full verdict on one flight, whoever proposed it (the benchmark's shared physics).
+
+        Static reasons (busy, wind) are not applied: the caller says what state the drone is in.
+        """
+        fleet = self._fleet([drone], False)
+        p = self._evaluate([incident], fleet, np.array([0]), [drone])
+        code = int(p.code[0, 0])
+        refused = CODE_REASON.get(code)
+        if self._policy.wind.speed_ms > drone.model.max_wind_ms:
+            refused = "wind above the model's limit"
+        eta, _, _ = self.router.leg(fleet.x, fleet.y, np.array([incident.x]), np.array([incident.y]), fleet.cruise)
+        eta = fleet.launch + fleet.climb_s + eta + fleet.legs["scene_descent"]
+        legs = {k: float(v[0]) for k, v in fleet.legs.items()}
+        return PairCheck(refused, float(eta[0]), float(p.dist[0, 0]), float(p.need[0, 0]),
+                         float(fleet.launch[0]), float(fleet.climb_s[0]), legs["scene_climb"], legs["land"])
+
+    def return_site(self, x: float, y: float, model_id: str, airspeed: float) -> tuple[str, float, float, float]:
+        """(station id, x, y, routed seconds) of the quickest station taking the model from (x, y)."""
+        sites = [s for s in self._stations if model_id in s.models] or list(self._stations)
+        k = min(RETURN_CANDIDATES, len(sites))
+        xy = np.array([(s.x, s.y) for s in sites])
+        near = np.argsort(np.hypot(xy[:, 0] - x, xy[:, 1] - y))[:k]
+        t, _, _ = self.router.leg(np.full(k, x), np.full(k, y), xy[near, 0], xy[near, 1], airspeed)
+        t = np.where(np.isfinite(t), t, np.inf)
+        best = int(near[int(np.argmin(t))])
+        return sites[best].id, sites[best].x, sites[best].y, float(t.min())
 
     def pair_eta(self, incident: IncidentRequest, drone: DroneCandidate) -> tuple[float, float]:
         """(time to scene, path length) of one drone to one incident under this engine's flight model,

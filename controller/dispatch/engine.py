@@ -39,8 +39,14 @@ if TYPE_CHECKING:
 AVAILABLE = frozenset({DroneState.STANDBY, DroneState.CHARGING, DroneState.LANDED})
 IN_FLIGHT_ON_MISSION = frozenset({DroneState.ENROUTE, DroneState.ON_SCENE})
 REASONS_KEPT = 8
+_STATES = tuple(DroneState)
+_STATE_CODE = {s: i for i, s in enumerate(_STATES)}
+_AVAILABLE_CODE = np.array([s in AVAILABLE for s in _STATES])
+_IN_FLIGHT_CODE = np.array([s in IN_FLIGHT_ON_MISSION for s in _STATES])
 #: Nearest stations (straight line) checked when looking for where a drone can land after the scene.
 RETURN_CANDIDATES = 4
+#: Scenes whose return time is remembered.
+BACK_CACHE = 8192
 
 R_EXCLUDED = "declined or expired for this incident"
 R_BATTERY = "battery"
@@ -87,6 +93,7 @@ class _Fleet:
     legs: dict[str, np.ndarray]
     static: list[str | None]
     preemptible: np.ndarray
+    free: np.ndarray  # static is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +137,8 @@ def static_reason(drone: DroneCandidate, wind_ms: float) -> str | None:
 
 
 class DispatchEngine(Dispatcher):
-    """The dispatch engine. Immutable after construction (precomputed stations and no-fly graph)."""
+    """The dispatch engine. Its answers depend only on its inputs (precomputed stations and no-fly graph,
+    plus caches keyed by scene location)."""
 
     def __init__(
         self,
@@ -147,6 +155,8 @@ class DispatchEngine(Dispatcher):
         if stations:
             self.router.precompute_origins(np.array([(s.x, s.y) for s in stations]), speeds)
         self._sites: dict[str | None, _Sites] = {}
+        # Scene -> quickest station, by model: waiting incidents are re-evaluated on every pass.
+        self._back_cache: dict[tuple[float, float, str, float], float] = {}
         if stations:
             model_ids = {m for s in stations for m in s.models}
             for key in (*model_ids, None):
@@ -165,41 +175,49 @@ class DispatchEngine(Dispatcher):
     # --- per-pass data -----------------------------------------------------------
 
     def _fleet(self, drones: Sequence[DroneCandidate], preempt: bool) -> _Fleet:
+        """Per-drone arrays, built with one cheap pass per attribute (this runs on every decision)."""
         policy = self._policy
         eng = policy.engine
-        climb = np.array([d.model.climb_rate_ms for d in drones])
-        descent = np.array([d.model.descent_rate_ms for d in drones])
+        n = len(drones)
+        model_rows: dict[str, int] = {}
+        models: list[DroneModel] = []
+        for d in drones:  # distinct models; usually two
+            if d.model_id not in model_rows:
+                model_rows[d.model_id] = len(models)
+                models.append(d.model)
+        mi = np.fromiter((model_rows[d.model_id] for d in drones), dtype=np.intp, count=n)
+        table = np.array([(m.cruise_speed_ms, m.climb_rate_ms, m.descent_rate_ms, m.endurance_min * 60.0, m.max_wind_ms)
+                          for m in models]).reshape(-1, 5)[mi]
+        cruise, climb, descent, endurance, max_wind = table.T
         legs = vertical_legs_s(policy, climb, descent)
-        static = [static_reason(d, policy.wind.speed_ms) for d in drones]
-        preemptible = np.array(
-            [
-                preempt
-                and d.state in IN_FLIGHT_ON_MISSION
-                and d.mission_grade in eng.preemptible_grades
-                and d.pilot_on_duty
-                and policy.wind.speed_ms <= d.model.max_wind_ms
-                for d in drones
-            ],
-            dtype=bool,
-        )
-        climb_now = np.array(
-            [
-                0.0 if d.state is DroneState.ENROUTE else legs["scene_climb"][j] if d.state is DroneState.ON_SCENE else legs["climb"][j]
-                for j, d in enumerate(drones)
-            ]
-        ) if len(drones) else np.zeros(0)
+        state = np.fromiter((_STATE_CODE[d.state] for d in drones), dtype=np.intp, count=n)
+        pilot = np.fromiter((d.pilot_on_duty for d in drones), dtype=bool, count=n)
+        wind_ok = policy.wind.speed_ms <= max_wind
+        free = _AVAILABLE_CODE[state] & pilot & wind_ok
+        static: list[str | None] = [None] * n
+        for j in np.flatnonzero(~free):
+            static[j] = static_reason(drones[j], policy.wind.speed_ms)
+        if preempt:
+            grade = np.fromiter((d.mission_grade or 0 for d in drones), dtype=np.intp, count=n)
+            preemptible = _IN_FLIGHT_CODE[state] & np.isin(grade, eng.preemptible_grades) & pilot & wind_ok
+        else:
+            preemptible = np.zeros(n, dtype=bool)
+        climb_now = np.where(state == _STATE_CODE[DroneState.ENROUTE], 0.0,
+                             np.where(state == _STATE_CODE[DroneState.ON_SCENE], legs["scene_climb"], legs["climb"]))
+        launch = np.array([launch_delay_s(policy, s) for s in _STATES])[state] if n else np.zeros(0)
         return _Fleet(
             ids=[d.id for d in drones],
-            x=np.array([d.x for d in drones]),
-            y=np.array([d.y for d in drones]),
-            cruise=np.array([d.model.cruise_speed_ms for d in drones]),
+            x=np.fromiter((d.x for d in drones), dtype=float, count=n),
+            y=np.fromiter((d.y for d in drones), dtype=float, count=n),
+            cruise=cruise,
             climb_s=climb_now,
-            launch=np.array([launch_delay_s(policy, d.state) for d in drones]),
-            battery=np.array([d.battery_pct for d in drones]),
-            endurance=np.array([d.model.endurance_min * 60.0 for d in drones]),
+            launch=launch,
+            battery=np.fromiter((d.battery_pct for d in drones), dtype=float, count=n),
+            endurance=endurance,
             legs=legs,
             static=static,
             preemptible=preemptible,
+            free=free,
         )
 
     def _return_time(
@@ -210,13 +228,20 @@ class DispatchEngine(Dispatcher):
         if sites is None:  # no station list: come back to where the drone started
             t, _, _ = self.router.leg(ix[:, None], iy[:, None], home[0][None, :], home[1][None, :], airspeed)
             return t
-        k = min(RETURN_CANDIDATES, len(sites.xy))
-        _, idx = sites.tree.query(np.stack([ix, iy], axis=1), k=k)
-        idx = np.asarray(idx).reshape(len(ix), k)
-        sx, sy = sites.xy[idx, 0], sites.xy[idx, 1]
-        t, _, _ = self.router.leg(ix[:, None], iy[:, None], sx, sy, airspeed)
-        t = np.where(np.isfinite(t), t, np.inf)
-        return t.min(axis=1)
+        keys = [(float(x), float(y), model_id, airspeed) for x, y in zip(ix, iy, strict=True)]
+        out = np.array([self._back_cache.get(key, np.nan) for key in keys])
+        todo = np.flatnonzero(np.isnan(out))
+        if len(todo):
+            k = min(RETURN_CANDIDATES, len(sites.xy))
+            _, idx = sites.tree.query(np.stack([ix[todo], iy[todo]], axis=1), k=k)
+            idx = np.asarray(idx).reshape(len(todo), k)
+            sx, sy = sites.xy[idx, 0], sites.xy[idx, 1]
+            t, _, _ = self.router.leg(ix[todo][:, None], iy[todo][:, None], sx, sy, airspeed)
+            out[todo] = np.where(np.isfinite(t), t, np.inf).min(axis=1)
+            if len(self._back_cache) > BACK_CACHE:
+                self._back_cache.clear()
+            self._back_cache.update((keys[i], float(out[i])) for i in todo)
+        return out
 
     def _evaluate(self, rows: Sequence[IncidentRequest], fleet: _Fleet, cols: np.ndarray, drones: Sequence[DroneCandidate]) -> _Pairs:
         """Exact time to scene, path length, battery need and feasibility code for rows x cols."""
@@ -319,7 +344,7 @@ class DispatchEngine(Dispatcher):
         keeps a city-wide grid cheap; points no drone can serve get inf and index -1.
         """
         fleet = self._fleet(drones, False)
-        free = np.flatnonzero(np.array([r is None for r in fleet.static], dtype=bool))
+        free = np.flatnonzero(fleet.free)
         px, py = np.asarray(px, dtype=float), np.asarray(py, dtype=float)
         if len(free) == 0 or len(px) == 0:
             return np.full(len(px), np.inf), np.full(len(px), -1)
@@ -409,7 +434,7 @@ class DispatchEngine(Dispatcher):
 
         preempting = np.array([inc.grade in eng.preempting_grades for inc in order])
         fleet = self._fleet(drones, bool(preempting.any()))
-        free = np.array([r is None for r in fleet.static])
+        free = fleet.free
         n_slots = sum(inc.drones_needed for inc in order)
         wanted = min(n_slots, int(free.sum())) or 1
         pairs = self._candidates(order, fleet, free, wanted, drones)

@@ -21,6 +21,41 @@ from shapely.geometry import Polygon
 
 from controller.dispatch.flight import leg_time_s
 
+#: Destinations whose view of the graph is remembered (waiting incidents are routed to on every pass).
+DEST_CACHE = 4096
+
+
+class _Convex:
+    """Vectorised segment-vs-convex-polygon test (separating axes), the same verdict as shapely.intersects.
+
+    Why: the no-fly zones are usually convex (an airport circle); testing thousands of legs per
+    decision through shapely's per-geometry calls was the engine's main cost.
+    """
+
+    def __init__(self, polygon: Polygon) -> None:
+        pts = np.asarray(polygon.exterior.coords)[:-1]
+        edges = np.roll(pts, -1, axis=0) - pts
+        normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)
+        self.pts = pts
+        self.normals = normals
+        proj = pts @ normals.T  # (vertex, axis)
+        self.lo, self.hi = proj.min(axis=0), proj.max(axis=0)
+
+    @staticmethod
+    def fits(polygon: Polygon) -> bool:
+        return not polygon.interiors and polygon.convex_hull.area <= polygon.area * (1 + 1e-9)
+
+    def intersects(self, ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray) -> np.ndarray:
+        nx, ny = self.normals[:, 0], self.normals[:, 1]
+        pa = ax[:, None] * nx + ay[:, None] * ny
+        pb = bx[:, None] * nx + by[:, None] * ny
+        apart = ((np.maximum(pa, pb) < self.lo) | (np.minimum(pa, pb) > self.hi)).any(axis=1)
+        sx, sy = -(by - ay), bx - ax  # the segment's own normal
+        poly = self.pts[:, 0][None, :] * sx[:, None] + self.pts[:, 1][None, :] * sy[:, None]
+        own = ax * sx + ay * sy
+        apart |= (own < poly.min(axis=1)) | (own > poly.max(axis=1))
+        return ~apart
+
 
 @dataclass(frozen=True)
 class _Graph:
@@ -31,7 +66,8 @@ class _Graph:
 
 
 class NoFlyRouter:
-    """Routes legs around no-fly polygons given in local metres. Immutable after construction."""
+    """Routes legs around no-fly polygons given in local metres. Answers depend only on the arguments
+    (the graph is fixed at construction; stations' and scenes' views of it are cached)."""
 
     def __init__(
         self, polygons: Sequence[Polygon], buffer_m: float, airspeeds: Iterable[float], wind: tuple[float, float]
@@ -45,6 +81,8 @@ class NoFlyRouter:
             shapely.prepare(b)
         for z in self.zones:
             shapely.prepare(z)
+        self._convex = [(_Convex(b) if _Convex.fits(b) else None, _Convex(z) if _Convex.fits(z) else None)
+                        for b, z in zip(self._blockers, self.zones, strict=True)]
         centres = [b.centroid for b in self._blockers]
         self._circles = np.array(
             [[c.x, c.y, shapely.hausdorff_distance(c, b.exterior) + 1.0] for c, b in zip(centres, self._blockers, strict=True)]
@@ -54,6 +92,10 @@ class NoFlyRouter:
         self.vertices = np.vstack(verts) if verts else np.zeros((0, 2))
         self._graphs = {float(s): self._solve(float(s)) for s in set(airspeeds)}
         self._origin_views: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray]] = {}
+        # Per fixed origin (station): best time to every graph vertex through the graph, and the first vertex.
+        self._origin_reach: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray]] = {}
+        # Per destination (an incident stays waiting over many passes): its view of the graph vertices.
+        self._dest_views: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray]] = {}
 
     def precompute_origins(self, points: np.ndarray, airspeeds: Iterable[float]) -> None:
         """Solve, at construction time, which graph vertices fixed origins (stations) see."""
@@ -61,8 +103,14 @@ class NoFlyRouter:
             return
         for speed in set(airspeeds):
             t, length = self._views(points[:, 0], points[:, 1], float(speed), True)
-            for (x, y), tr, lr in zip(points, t, length, strict=True):
-                self._origin_views[(float(x), float(y), float(speed))] = (tr, lr)
+            g = self._graph(float(speed))
+            via = t[:, :, None] + g.time[None, :, :]
+            u_best = np.argmin(via, axis=1)
+            reach = np.take_along_axis(via, u_best[:, None, :], axis=1)[:, 0, :]
+            for (x, y), tr, lr, rr, ur in zip(points, t, length, reach, u_best, strict=True):
+                key = (float(x), float(y), float(speed))
+                self._origin_views[key] = (tr, lr)
+                self._origin_reach[key] = (rr, ur)
 
     # --- geometry --------------------------------------------------------------
 
@@ -77,19 +125,21 @@ class NoFlyRouter:
         """Which straight segments (broadcast shapes) pass through a (buffered) no-fly polygon."""
         ax, ay, bx, by = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (ax, ay, bx, by)))
         out = np.zeros(ax.shape, dtype=bool)
-        for (cx, cy, r), blocker, zone in zip(self._circles, self._blockers, self.zones, strict=True):
+        for (cx, cy, r), blocker, zone, (cb, cz) in zip(
+            self._circles, self._blockers, self.zones, self._convex, strict=True
+        ):
             near = _segment_point_distance(ax, ay, bx, by, cx, cy) < r
             if not near.any():
                 continue
             idx = np.nonzero(near)
-            coords = np.stack([np.stack([ax[idx], ay[idx]], -1), np.stack([bx[idx], by[idx]], -1)], axis=1)
-            lines = shapely.linestrings(coords)
-            hit = shapely.intersects(lines, blocker)
+            sa, sb, ea, eb = ax[idx], ay[idx], bx[idx], by[idx]
+            hit = cb.intersects(sa, sb, ea, eb) if cb is not None else _shapely_hits(sa, sb, ea, eb, blocker)
             # An endpoint inside the buffer but outside the zone (a station near the fence) may leave
             # or reach it directly, as long as the leg does not cross the zone itself.
-            edge = shapely.contains_xy(blocker, ax[idx], ay[idx]) | shapely.contains_xy(blocker, bx[idx], by[idx])
+            edge = hit & (shapely.contains_xy(blocker, sa, sb) | shapely.contains_xy(blocker, ea, eb))
             if edge.any():
-                hit[edge] = shapely.intersects(lines[edge], zone)
+                e = (sa[edge], sb[edge], ea[edge], eb[edge])
+                hit[edge] = cz.intersects(*e) if cz is not None else _shapely_hits(*e, zone)
             out[idx] |= hit
         return out
 
@@ -151,8 +201,9 @@ class NoFlyRouter:
     def _views(self, px: np.ndarray, py: np.ndarray, speed: float, outbound: bool) -> tuple[np.ndarray, np.ndarray]:
         """Per point, time and length to (outbound) or from each graph vertex in straight sight, inf if hidden."""
         v = self.vertices
-        if outbound and self._origin_views:
-            known = [self._origin_views.get((float(x), float(y), speed)) for x, y in zip(px, py, strict=True)]
+        cache = self._origin_views if outbound else self._dest_views
+        if cache:
+            known = [cache.get((float(x), float(y), speed)) for x, y in zip(px, py, strict=True)]
             if all(k is not None for k in known):
                 return np.array([k[0] for k in known]), np.array([k[1] for k in known])
         if outbound:
@@ -162,7 +213,13 @@ class NoFlyRouter:
             dx, dy = px[:, None] - v[None, :, 0], py[:, None] - v[None, :, 1]
             hidden = self.blocked(v[None, :, 0], v[None, :, 1], px[:, None], py[:, None])
         t, length = leg_time_s(dx, dy, speed, *self.wind)
-        return np.where(hidden | np.isnan(t), np.inf, t), length
+        t = np.where(hidden | np.isnan(t), np.inf, t)
+        if not outbound:
+            if len(self._dest_views) > DEST_CACHE:
+                self._dest_views.clear()
+            for x, y, tr, lr in zip(px, py, t, length, strict=True):
+                self._dest_views[(float(x), float(y), speed)] = (tr, lr)
+        return t, length
 
     def _detours(self, ax, ay, bx, by, speed: float) -> tuple[np.ndarray, np.ndarray]:
         """Best time (and its path length) a -> visible vertex -> graph -> visible vertex -> b, for many legs."""
@@ -172,9 +229,14 @@ class NoFlyRouter:
         b_keys, b_inv = np.unique(np.stack([bx, by], 1), axis=0, return_inverse=True)
         ta, la = self._views(a_keys[:, 0], a_keys[:, 1], speed, True)
         tb, lb = self._views(b_keys[:, 0], b_keys[:, 1], speed, False)
-        via = ta[:, :, None] + g.time[None, :, :]  # (origin, first vertex u, vertex v)
-        u_best = np.argmin(via, axis=1)  # (origin, v)
-        reach = np.take_along_axis(via, u_best[:, None, :], axis=1)[:, 0, :]
+        known = [self._origin_reach.get((float(x), float(y), speed)) for x, y in a_keys]
+        if all(k is not None for k in known):  # all from stations: solved at construction
+            reach = np.array([k[0] for k in known])
+            u_best = np.array([k[1] for k in known])
+        else:
+            via = ta[:, :, None] + g.time[None, :, :]  # (origin, first vertex u, vertex v)
+            u_best = np.argmin(via, axis=1)  # (origin, v)
+            reach = np.take_along_axis(via, u_best[:, None, :], axis=1)[:, 0, :]
         a_inv, b_inv = a_inv.ravel(), b_inv.ravel()
         total = reach[a_inv] + tb[b_inv]  # (leg, v)
         v_best = np.argmin(total, axis=1)
@@ -185,6 +247,12 @@ class NoFlyRouter:
         ok = np.isfinite(best)
         del n_v
         return np.where(ok, best, np.inf), np.where(ok, length, np.inf)
+
+
+def _shapely_hits(ax, ay, bx, by, polygon: Polygon) -> np.ndarray:
+    """Which segments intersect a (non-convex) polygon, through shapely."""
+    coords = np.stack([np.stack([ax, ay], -1), np.stack([bx, by], -1)], axis=1)
+    return shapely.intersects(shapely.linestrings(coords), polygon)
 
 
 def _segment_point_distance(ax, ay, bx, by, px, py) -> np.ndarray:

@@ -137,20 +137,20 @@ class HotspotTracker:
         candidates = sorted(
             (
                 d for d in detections
-                if d.has_position and d.score >= p.min_score and not self._suppressed(d.lat_deg, d.lon_deg)  # type: ignore[arg-type]
+                if d.has_position and d.score >= p.min_score and not self._suppressed(d.lat, d.lon)  # type: ignore[arg-type]
             ),
             key=lambda d: -d.score,
         )
         # One object per merge radius per frame: a blob split in two (head and body) is one sighting.
         usable: list[Detection] = []
         for d in candidates:
-            if all(math.hypot(*_metres(k.lat_deg, k.lon_deg, d.lat_deg, d.lon_deg)) > p.merge_radius_m for k in usable):  # type: ignore[arg-type]
+            if all(math.hypot(*_metres(k.lat, k.lon, d.lat, d.lon)) > p.merge_radius_m for k in usable):  # type: ignore[arg-type]
                 usable.append(d)
         # Greedy nearest association, each track and each detection used once per frame.
         pairs: list[tuple[float, int, int]] = []
         for i, d in enumerate(usable):
             for j, tr in enumerate(self._tracks):
-                x, y = _metres(tr.lat, tr.lon, d.lat_deg, d.lon_deg)  # type: ignore[arg-type]
+                x, y = _metres(tr.lat, tr.lon, d.lat, d.lon)  # type: ignore[arg-type]
                 dist = math.hypot(x, y)
                 if dist <= p.merge_radius_m:
                     pairs.append((dist, i, j))
@@ -165,7 +165,7 @@ class HotspotTracker:
             self._add(self._tracks[j], source_id, frame, t, usable[i])
         for i, d in enumerate(usable):
             if i not in used_d:
-                tr = Hotspot(self._next_id, d.lat_deg, d.lon_deg, d.error_m or p.merge_radius_m, t, t)  # type: ignore[arg-type]
+                tr = Hotspot(self._next_id, d.lat, d.lon, d.error_m or p.merge_radius_m, t, t)  # type: ignore[arg-type]
                 tr._lat0, tr._lon0 = tr.lat, tr.lon
                 self._next_id += 1
                 self._tracks.append(tr)
@@ -185,7 +185,7 @@ class HotspotTracker:
     def _add(self, tr: Hotspot, source: str, frame: int, t: float, d: Detection) -> None:
         sigma = max(d.error_m or self.params.merge_radius_m, 0.1)
         w = 1.0 / (sigma * sigma)
-        x, y = _metres(tr._lat0, tr._lon0, d.lat_deg, d.lon_deg)  # type: ignore[arg-type]
+        x, y = _metres(tr._lat0, tr._lon0, d.lat, d.lon)  # type: ignore[arg-type]
         tr._sw += w
         tr._swx += w * x
         tr._swy += w * y
@@ -197,7 +197,7 @@ class HotspotTracker:
         tr.first_seen = min(tr.first_seen, t)
         tr.last_seen = max(tr.last_seen, t)
         tr.sources.add(source)
-        tr._kinds[d.class_guess] += 1
+        tr._kinds[d.kind] += 1
         tr.kind = tr._kinds.most_common(1)[0][0]
         tr.score = max(tr.score, d.score)
         if d.score > tr._best and d.thumbnail is not None:

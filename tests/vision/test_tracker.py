@@ -16,8 +16,8 @@ M = 1 / 111_320.0
 
 def det(north_m: float = 0.0, east_m: float = 0.0, score: float = 0.9, err: float = 2.0, kind: str = "person") -> Detection:
     return Detection(
-        bbox=(0, 0, 4, 4), u=0.0, v=0.0, score=score, class_guess=kind, contrast=40.0, size_m=(1.7, 0.5),
-        lat_deg=LAT + north_m * M, lon_deg=LON + east_m * M / math.cos(math.radians(LAT)), error_m=err,
+        bbox=(0, 0, 4, 4), centre=(2.0, 2.0), score=score, kind=kind, contrast=40.0, size_m=(1.7, 0.5),  # type: ignore[arg-type]
+        lat=LAT + north_m * M, lon=LON + east_m * M / math.cos(math.radians(LAT)), error_m=err,
         thumbnail=np.full((8, 8), int(score * 255), np.uint8),
     )
 
@@ -56,7 +56,7 @@ def test_two_drones_merge_into_one_hotspot_and_far_detections_stay_apart() -> No
 def test_low_scores_and_unpositioned_detections_are_ignored() -> None:
     tr = HotspotTracker(TrackerParams(confirm_hits=1, confirm_frames=1, min_score=0.5))
     assert tr.update("d1", 0.0, [det(score=0.3)]) == []
-    unplaced = Detection(bbox=(0, 0, 4, 4), u=0, v=0, score=0.9, class_guess="person", contrast=1, size_m=(1, 1))
+    unplaced = Detection(bbox=(0, 0, 4, 4), centre=(2.0, 2.0), score=0.9, kind="person", contrast=1, size_m=(1, 1))
     assert tr.update("d1", 0.1, [unplaced]) == []
 
 

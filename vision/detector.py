@@ -1,0 +1,461 @@
+"""Thermal hotspot detector: warm, person-sized blobs in a frame, scored, classed and put on the map.
+
+Pipeline (classical, one core, a few milliseconds at 640x512):
+
+1. Signal: display frames (8-bit, after the camera's automatic gain) are used as
+   grey levels; radiometric frames (16-bit counts + calibration, or float
+   degrees C) become a temperature image, so every contrast is in kelvin.
+2. Background and local contrast: a white top-hat whose window is a few person
+   lengths at the frame's ground sampling distance.
+3. Adaptive threshold: a pixel is hot when its contrast exceeds both a floor
+   and a multiple of the local texture (busy canopy raises the bar).
+4. Candidates: local maxima of hot pixels; radial profiles give each one its
+   ring background and its half-level shape; a person-sized ellipse merges the
+   head/torso/legs peaks of one person; hot pixels are labelled into connected
+   components (at half resolution) to know how large the warm area around a
+   candidate is.
+5. Gates and score: sizes are compared with a person's projection at that row's
+   range and depression (a person is ~0.5 x 1.7 m, ~0.5 x 0.3 m seen from
+   above); a logistic score combines contrast, ring clutter, size and shape
+   features; in radiometric mode the peak must be body-warm. Class guess:
+   person-like, vehicle-like or other, from the measured size in metres.
+6. Georeferencing (when a pose is given): the candidate's pixel to lat/lon
+   with an error estimate.
+
+Every threshold is a field of `DetectorParams`. The score is an additive
+logistic model (`vision.score_model`) fitted on HIT-UAV's train split
+(`vision.tuning`), never on val; it acts on normalised, physical features
+(contrast in units of a "clear person" contrast, sizes relative to a person's
+projection), so it carries over to other cameras within reason, and can be
+refitted on other data with `vision.tuning`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from vision import blobs
+from vision.camera import CameraIntrinsics
+from vision.georef import FlatGround, GroundModel, pixel_to_ground, row_sampling
+from vision.pose import CameraPose
+from vision.radiometry import RadiometricCalibration
+from vision.score_model import ScoreModel, bundled_model
+from vision.thumbnails import crop_thumbnail
+
+ClassGuess = Literal["person", "vehicle", "other"]
+FrameMode = Literal["display", "radiometric"]
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "contrast_low", "contrast_mid", "contrast_high", "contrast_top", "contrast_max", "clutter", "tophat", "level",
+    "log_length", "log_width", "log_vertical", "log_horizontal", "log_area",
+    "log_length_sq", "log_width_sq", "log_vertical_sq", "log_horizontal_sq", "log_area_sq",
+    "irregularity", "open", "crowding", "log_scale", "log_blob",
+)
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Every threshold of the detector, with its unit and why it has its value."""
+
+    # --- what a person looks like from the air (metres) ---
+    #: Shoulder width.
+    person_width_m: float = 0.5
+    #: Standing height; a lying person is as long.
+    person_height_m: float = 1.7
+    #: Front-to-back thickness: what is seen of a standing person from straight above.
+    person_depth_m: float = 0.3
+    #: Blur added to every projected dimension (optics, motion, compression), pixels.
+    blur_px: float = 2.0
+    #: Also score each candidate as a person lying on the ground (person_height_m x person_width_m seen from
+    #: any angle) and keep the better score: a casualty lies, while the training persons mostly stand.
+    score_lying: bool = True
+
+    # --- background / local contrast ---
+    #: Top-hat window as a multiple of the largest expected person extent in the frame.
+    background_scale: float = 2.0
+    #: Limits of the top-hat window, pixels (odd); small enough to stay fast, large enough for a lying person.
+    background_min_px: int = 9
+    background_max_px: int = 61
+
+    # --- adaptive threshold ---
+    #: Contrast floor for a hot pixel, display mode, grey levels (of 255).
+    display_min_contrast: float = 25.0
+    #: Contrast floor for a hot pixel, radiometric mode, kelvin.
+    radiometric_min_contrast_k: float = 1.5
+    #: A hot pixel must also exceed this many times the local mean absolute fine detail (busy backgrounds
+    #: raise the bar; 4 of these is about 3 sigma of noise).
+    texture_k: float = 4.0
+    #: "Clear person" contrast used to normalise display-mode features, grey levels.
+    display_contrast_unit: float = 50.0
+    #: The same in radiometric mode, kelvin (a clothed person against night-time grass).
+    radiometric_contrast_unit_k: float = 5.0
+
+    # --- candidates ---
+    #: Candidates kept per frame (strongest contrast first) before merging; bounds the time per frame.
+    max_candidates: int = 150
+    #: Peaks closer than this many expected person half-sizes merge into one detection.
+    merge_scale: float = 1.0
+    #: Ring radius (local background) beyond the half-length of a person, metres.
+    ring_margin_m: float = 0.3
+
+    # --- size gates (relative to the person's projection at the candidate's row) ---
+    #: A person-like blob is at most this many expected person lengths long ...
+    person_max_length_rel: float = 2.5
+    #: ... and at most this many expected widths wide.
+    person_max_width_rel: float = 2.5
+    #: Warm blobs down to this fraction of the expected person area still count (partial occlusion, cold clothes).
+    person_min_area_rel: float = 0.1
+    #: A candidate whose profile stays warm in more than this fraction of directions is part of a larger object.
+    max_open_fraction: float = 0.25
+    #: Warm areas between these sizes (m^2, at the candidate's range) are vehicle-like.
+    vehicle_min_area_m2: float = 2.0
+    vehicle_max_area_m2: float = 30.0
+
+    # --- radiometric temperature gates ---
+    #: Apparent body surface temperature range for a person-like peak, degrees C (clothing to skin,
+    #: lowered by pixels that mix body and ground).
+    body_min_c: float = 12.0
+    body_max_c: float = 40.0
+
+    # --- score ---
+    #: Additive logistic model over `FEATURE_NAMES`; None = the bundled one fitted on HIT-UAV train.
+    score_model: ScoreModel | None = field(default=None, compare=False, repr=False)
+    #: Detections scoring below this are dropped (0..1). Chosen on HIT-UAV train as the threshold giving the
+    #: best recall at precision >= 0.7 (see `vision.tuning`).
+    min_score: float = 0.34
+
+    # --- output ---
+    #: Attach a small uint8 crop to each detection (for the tracker's best thumbnail).
+    thumbnails: bool = True
+    #: Thumbnail side, pixels (square, uint8).
+    thumbnail_px: int = 64
+    #: The crop around a detection covers this many times its box (at least `thumbnail_px` / 2 pixels).
+    thumbnail_context: float = 2.5
+    #: Height above ground assumed for size gates when no pose is given (nadir view), metres.
+    assumed_height_m: float = 100.0
+
+    def __post_init__(self) -> None:
+        positive = ("person_width_m", "person_height_m", "person_depth_m", "background_scale",
+                    "display_contrast_unit", "radiometric_contrast_unit_k", "merge_scale", "person_max_length_rel",
+                    "person_max_width_rel", "assumed_height_m")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"DetectorParams.{name} must be > 0, got {getattr(self, name)}")
+        if not 3 <= self.background_min_px <= self.background_max_px:
+            raise ValueError("DetectorParams.background_min_px must be >= 3 and <= background_max_px")
+        if self.max_candidates < 1:
+            raise ValueError("DetectorParams.max_candidates must be >= 1")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"DetectorParams.min_score must be in [0, 1], got {self.min_score}")
+        if self.body_min_c >= self.body_max_c:
+            raise ValueError("DetectorParams.body_min_c must be below body_max_c")
+        if self.score_model is not None:
+            unknown = set(self.score_model.names) - set(FEATURE_NAMES)
+            if unknown:
+                raise ValueError(f"DetectorParams.score_model uses unknown features {sorted(unknown)}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One hotspot in one frame."""
+
+    #: Pixel box (x, y, w, h) of the warm blob at half its contrast.
+    bbox: tuple[int, int, int, int]
+    #: Pixel position (column, row) of the warm peak: the point that is georeferenced and matched.
+    centre: tuple[float, float]
+    #: Person-likeness, 0..1.
+    score: float
+    kind: ClassGuess
+    #: Peak above the local background: grey levels (display) or kelvin (radiometric).
+    contrast: float
+    #: Estimated size (length, width) in metres at the candidate's range.
+    size_m: tuple[float, float]
+    #: Peak apparent temperature, degrees C (radiometric mode only).
+    peak_c: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    #: Horizontal 1-sigma (DRMS) error of lat/lon, metres.
+    error_m: float | None = None
+    #: Square uint8 crop around the detection (see `vision.thumbnails.encode_thumbnail`).
+    thumbnail: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def has_position(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Everything measured about a frame's candidates before scoring (for the detector and for tuning)."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    features: dict[str, np.ndarray]
+    contrast: np.ndarray
+    peak: np.ndarray
+    length_px: np.ndarray
+    width_px: np.ndarray
+    bbox: np.ndarray  # (N, 4) x, y, w, h
+    px_per_m: np.ndarray
+    expected_w: np.ndarray
+    expected_h: np.ndarray
+    open_fraction: np.ndarray
+    blob_area_px: np.ndarray
+    #: The same features measured against a lying person's size (when `DetectorParams.score_lying`).
+    lying_features: dict[str, np.ndarray] | None = None
+    #: A lying person's expected length, pixels.
+    expected_lying: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.xs.size)
+
+
+class ThermalDetector:
+    """Finds warm, person-sized hotspots in thermal frames.
+
+    Stateless apart from its parameters and calibration, so one instance can
+    serve many drones from many threads.
+    """
+
+    def __init__(self, params: DetectorParams | None = None,
+                 calibration: RadiometricCalibration | None = None) -> None:
+        self.params = params or DetectorParams()
+        self.calibration = calibration
+        self.score_model = self.params.score_model or bundled_model()
+
+    # ------------------------------------------------------------------ public
+
+    def detect(self, frame: np.ndarray, camera: CameraIntrinsics, pose: CameraPose | None = None,
+               calibration: RadiometricCalibration | None = None,
+               ground: GroundModel | None = None) -> list[Detection]:
+        """Hotspots in one frame, best score first; with lat/lon and error_m when `pose` is given.
+
+        `frame`: uint8 display frame (H, W) or (H, W, 3); uint16 radiometric counts
+        (needs a `calibration`, here or the detector's); or float32/float64 degrees C.
+        Without a pose, size gates assume a nadir view from `params.assumed_height_m`.
+        """
+        signal, mode = self.signal(frame, camera, calibration)
+        cands = self.candidates(signal, mode, camera, pose, ground)
+        if not len(cands):
+            return []
+        scores = self.score(cands.features)
+        if cands.lying_features is not None:
+            scores = np.maximum(scores, self.score(cands.lying_features))
+        keep = scores >= self.params.min_score
+        order = np.flatnonzero(keep)[np.argsort(-scores[keep], kind="stable")]
+        if order.size == 0:
+            return []
+        classes = self.classify(cands, mode)
+        lat = lon = err = None
+        if pose is not None:
+            fix = pixel_to_ground(camera, pose, cands.xs[order].astype(float), cands.ys[order].astype(float), ground)
+            lat, lon, err = fix.lat_deg, fix.lon_deg, fix.error_m
+        p = self.params
+        out = []
+        for k, i in enumerate(order):
+            x, y, w, h = (int(t) for t in cands.bbox[i])
+            valid_fix = lat is not None and bool(np.isfinite(lat[k]))
+            thumb = None
+            if p.thumbnails:
+                thumb = crop_thumbnail(signal, (x, y, w, h), p.thumbnail_px, p.thumbnail_context)
+            out.append(Detection(
+                bbox=(x, y, w, h), centre=(float(cands.xs[i]), float(cands.ys[i])), score=float(scores[i]),
+                kind=classes[i], contrast=float(cands.contrast[i]),
+                size_m=(float(cands.length_px[i] / cands.px_per_m[i]), float(cands.width_px[i] / cands.px_per_m[i])),
+                peak_c=float(cands.peak[i]) if mode == "radiometric" else None,
+                lat=float(lat[k]) if valid_fix else None, lon=float(lon[k]) if valid_fix else None,  # type: ignore[index]
+                error_m=float(err[k]) if valid_fix else None,  # type: ignore[index]
+                thumbnail=thumb,
+            ))
+        return out
+
+    def signal(self, frame: np.ndarray, camera: CameraIntrinsics,
+               calibration: RadiometricCalibration | None = None) -> tuple[np.ndarray, FrameMode]:
+        """The frame as the detector's working signal (lightly denoised) and its mode."""
+        if not isinstance(frame, np.ndarray):
+            raise TypeError(f"frame must be a numpy array, got {type(frame).__name__}")
+        if frame.ndim == 3 and frame.shape[2] in (3, 4) and frame.dtype == np.uint8:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+        if frame.ndim != 2:
+            raise ValueError(f"frame must be (H, W) or (H, W, 3) uint8, got shape {frame.shape}")
+        if frame.shape != (camera.height, camera.width):
+            raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]} but the camera is "
+                             f"{camera.width}x{camera.height}; use CameraIntrinsics.scaled()")
+        if frame.dtype == np.uint8:
+            return cv2.GaussianBlur(frame, (3, 3), 0), "display"
+        if frame.dtype == np.uint16:
+            calibration = calibration or self.calibration
+            if calibration is None:
+                raise ValueError("a 16-bit radiometric frame needs a RadiometricCalibration")
+            celsius = calibration.to_celsius(frame)
+        elif frame.dtype in (np.float32, np.float64):
+            celsius = frame.astype(np.float32, copy=False)
+        else:
+            raise ValueError(f"unsupported frame dtype {frame.dtype}: use uint8 (display), uint16 (radiometric "
+                             "counts) or float (degrees C)")
+        if not np.isfinite(celsius).all():
+            raise ValueError("radiometric frame contains NaN or infinite values")
+        return cv2.GaussianBlur(celsius, (3, 3), 0), "radiometric"
+
+    def candidates(self, signal: np.ndarray, mode: FrameMode, camera: CameraIntrinsics, pose: CameraPose | None,
+                   ground: GroundModel | None = None) -> Candidates:
+        """Candidate peaks with their features (before scoring)."""
+        p = self.params
+        s_row, dep_row = self._row_scale(camera, pose, ground)
+        valid_rows = s_row > 0
+        if not valid_rows.any():
+            return _empty_candidates()
+        ew_row = p.person_width_m * s_row + p.blur_px
+        eh_row = (p.person_height_m * np.cos(dep_row) + p.person_depth_m * np.sin(dep_row)) * s_row + p.blur_px
+        biggest = float(np.max(np.maximum(ew_row, eh_row)[valid_rows]))
+        window = int(np.clip(round(p.background_scale * biggest + 4), p.background_min_px, p.background_max_px))
+        contrast = blobs.local_contrast(signal, window)
+        if mode == "display":
+            floor, unit = p.display_min_contrast, p.display_contrast_unit
+        else:
+            floor, unit = p.radiometric_min_contrast_k, p.radiometric_contrast_unit_k
+        if p.texture_k > 0:
+            tex = blobs.texture_level(signal)
+            if mode == "display":  # stays uint8: saturating scale, then the floor
+                threshold = cv2.max(cv2.convertScaleAbs(tex, alpha=p.texture_k), np.full_like(tex, math.ceil(floor)))
+            else:
+                threshold = np.maximum(np.float32(floor), np.float32(p.texture_k) * tex)
+        else:
+            threshold = np.full_like(contrast, math.ceil(floor) if mode == "display" else floor)
+        hot = cv2.compare(contrast, threshold, cv2.CMP_GE)
+        ys, xs = blobs.find_peaks(signal, contrast, hot, 2 * p.max_candidates)
+        rows_ok = valid_rows[ys]
+        ys, xs = ys[rows_ok], xs[rows_ok]
+        if ys.size == 0:
+            return _empty_candidates()
+        s = s_row[ys]
+        ew, eh = ew_row[ys], eh_row[ys]
+        lying = p.person_height_m * s + p.blur_px  # a lying person's length, in any direction on the ground
+        reach = 0.6 * lying if p.score_lying else 0.0
+        keep = blobs.suppress_duplicates(ys, xs, np.maximum(p.merge_scale * np.maximum(ew, reach), 3.0),
+                                         np.maximum(p.merge_scale * np.maximum(eh, reach), 3.0))
+        keep &= np.cumsum(keep) <= p.max_candidates
+        ys, xs, s, ew, eh, lying = ys[keep], xs[keep], s[keep], ew[keep], eh[keep], lying[keep]
+        ring_r = 0.5 * np.maximum(ew, eh) + p.ring_margin_m * s + 2.0
+        max_r = int(np.clip(math.ceil(float(np.max(1.5 * ring_r))) + 1, 8, 48))
+        prof = blobs.radial_profiles(signal, ys, xs, ring_r, max_r)
+        blob_area, _ = blobs.blob_areas(hot, ys, xs)
+        frame_median = float(np.median(signal[::4, ::4]))
+        feats, length, width = _features(prof, contrast[ys, xs], s, ew, eh, unit, frame_median, blob_area, ys, xs)
+        lying_feats = None
+        if p.score_lying:
+            ring_l = 0.5 * lying + p.ring_margin_m * s + 2.0
+            max_l = int(np.clip(math.ceil(float(np.max(1.5 * ring_l))) + 1, 8, 48))
+            prof_l = blobs.radial_profiles(signal, ys, xs, ring_l, max_l)
+            lying_feats, _, _ = _features(prof_l, contrast[ys, xs], s, lying, ew, unit, frame_median, blob_area,
+                                          ys, xs)
+        ext = prof.extent
+        half = blobs.N_DIRECTIONS // 2
+        quarter = blobs.N_DIRECTIONS // 4
+        left, right = ext[:, half], ext[:, 0]
+        up, down = ext[:, half + quarter], ext[:, quarter]
+        bbox = np.stack([xs - left, ys - up, left + right, up + down], axis=1)
+        bbox = np.rint(bbox).astype(np.int64)
+        return Candidates(xs, ys, feats, prof.peak - prof.ring_quantile(0.5), prof.peak, length, width, bbox, s,
+                          ew, eh, prof.open_fraction, blob_area, lying_feats, lying)
+
+    def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Logistic person-likeness in [0, 1] for each candidate."""
+        return self.score_model.score(features)
+
+    def classify(self, c: Candidates, mode: FrameMode) -> list[ClassGuess]:
+        """Person-like, vehicle-like or other, from size in metres (and body temperature when radiometric)."""
+        p = self.params
+        eL = np.maximum(c.expected_w, c.expected_h)
+        eW = np.minimum(c.expected_w, c.expected_h)
+        if c.expected_lying is not None:
+            eL = np.maximum(eL, c.expected_lying)
+        person = ((c.length_px <= p.person_max_length_rel * eL) & (c.width_px <= p.person_max_width_rel * eW)
+                  & (c.length_px * c.width_px >= p.person_min_area_rel * eL * eW)
+                  & (c.open_fraction <= p.max_open_fraction))
+        if mode == "radiometric":
+            person &= (c.peak >= p.body_min_c) & (c.peak <= p.body_max_c)
+        blob_m2 = c.blob_area_px / np.maximum(c.px_per_m, 1e-6) ** 2
+        vehicle = (blob_m2 >= p.vehicle_min_area_m2) & (blob_m2 <= p.vehicle_max_area_m2) & ~person
+        vehicle |= (c.open_fraction > p.max_open_fraction) & (blob_m2 >= p.vehicle_min_area_m2) \
+            & (blob_m2 <= p.vehicle_max_area_m2)
+        return ["person" if a else "vehicle" if b else "other" for a, b in zip(person, vehicle)]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _row_scale(self, camera: CameraIntrinsics, pose: CameraPose | None,
+                   ground: GroundModel | None) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels per metre (perpendicular to the ray) and depression angle (rad) for every row."""
+        if pose is None:
+            s = np.full(camera.height, camera.focal_px / self.params.assumed_height_m,
+                        dtype=np.float32)
+            return s, np.full(camera.height, math.pi / 2, dtype=np.float32)
+        if ground is None or isinstance(ground, FlatGround):
+            elev = pose.ground_elevation if ground is None else ground.elevation
+        else:  # size gates only need the ground height under the drone
+            elev = float(np.asarray(ground.elevation_m(np.array([pose.lat]), np.array([pose.lon])))[0])
+        # Every 16th row and interpolate: range and depression vary smoothly down the frame.
+        rows = np.unique(np.r_[np.arange(0, camera.height, 16), camera.height - 1])
+        rs = row_sampling(camera, pose, elev, rows)
+        s_sparse = np.where(rs.valid, camera.focal_px / np.where(rs.valid, rs.range_m, 1.0), 0.0)
+        dep_sparse = np.radians(np.clip(rs.depression_deg, 1.0, 90.0))
+        all_rows = np.arange(camera.height)
+        s = np.interp(all_rows, rows, s_sparse)
+        s[np.interp(all_rows, rows, rs.valid.astype(float)) < 1.0] = 0.0  # no ground seen: no candidates
+        dep = np.interp(all_rows, rows, dep_sparse)
+        return s.astype(np.float32), dep.astype(np.float32)
+
+
+def _features(prof: blobs.Profiles, tophat: np.ndarray, s: np.ndarray, ew: np.ndarray, eh: np.ndarray,
+              unit: float, frame_median: float, blob_area: np.ndarray, ys: np.ndarray,
+              xs: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    peak = prof.peak
+    q = prof.ring_quantile
+    diam = prof.diameters
+    length, width = diam.max(axis=1), diam.min(axis=1)
+    quarter = blobs.N_DIRECTIONS // 4
+    vertical, horizontal = diam[:, quarter], diam[:, 0]
+    ext = prof.extent
+    area = 0.5 * (ext.astype(np.float64) ** 2).sum(axis=1) * (2 * np.pi / blobs.N_DIRECTIONS)
+    eL, eW = np.maximum(ew, eh), np.minimum(ew, eh)
+
+    def lg(a: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(a, 1e-2))
+
+    f = {
+        "contrast_low": (peak - q(0.25)) / unit,
+        "contrast_mid": (peak - q(0.5)) / unit,
+        "contrast_high": (peak - q(0.75)) / unit,
+        "contrast_top": (peak - q(0.9)) / unit,
+        "contrast_max": (peak - prof.ring[:, -1]) / unit,
+        "clutter": (q(0.9) - q(0.1)) / unit,
+        "tophat": tophat.astype(np.float64) / unit,
+        "level": (peak - frame_median) / unit,
+        "log_length": lg(length / eL),
+        "log_width": lg(width / eW),
+        "log_vertical": lg(vertical / eh),
+        "log_horizontal": lg(horizontal / ew),
+        "log_area": lg(area / (ew * eh)),
+        "irregularity": ext.std(axis=1) / np.maximum(ext.mean(axis=1), 1e-3),
+        "open": prof.open_fraction.astype(np.float64),
+        "log_scale": np.log(np.maximum(s, 1e-3) / 15.0),
+        "log_blob": np.log((blob_area + 1.0) / (ew * eh)),
+    }
+    for name in ("log_length", "log_width", "log_vertical", "log_horizontal", "log_area"):
+        f[name + "_sq"] = f[name] ** 2
+    reach = 3.0 * eL
+    d2 = (xs[None, :] - xs[:, None]).astype(np.float64) ** 2 + (ys[None, :] - ys[:, None]).astype(np.float64) ** 2
+    f["crowding"] = np.log1p((d2 < (reach ** 2)[:, None]).sum(axis=1) - 1.0)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in f.items()}, length, width
+
+
+def _empty_candidates() -> Candidates:
+    z = np.zeros(0)
+    zi = np.zeros(0, dtype=np.int64)
+    return Candidates(zi, zi, {n: z for n in FEATURE_NAMES}, z, z, z, z, np.zeros((0, 4), dtype=np.int64), z, z, z,
+                      z, z)

@@ -105,6 +105,8 @@ class _Pairs:
     dist: np.ndarray
     need: np.ndarray
     code: np.ndarray
+    #: (incident, drone in the whole fleet): certified short of battery by a bound and never routed.
+    pruned: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,11 +302,19 @@ class DispatchEngine(Dispatcher):
         if len(rows) == 0 or len(usable_idx) == 0:
             return self._evaluate(rows, fleet, usable_idx, drones)
         lb = self._lower_bound(rows, fleet, usable_idx)
+        # A drone whose battery cannot cover even the straight, wind-assisted flight is certainly refused:
+        # it is counted as a battery refusal without being routed (far calls that wait would otherwise
+        # route the whole fleet on every pass).
+        need_lb = self._need_lower_bound(rows, fleet, usable_idx, lb, drones)
+        hopeless = np.isfinite(need_lb) & (fleet.battery[usable_idx] - need_lb < self._policy.battery_reserve_pct)
+        lb = np.where(hopeless, np.inf, lb)
+        possible = ~hopeless.all(axis=0)
         order = np.argsort(lb, axis=1)
         take = min(len(usable_idx), wanted + 4)
         fresh = np.unique(order[:, :take])
+        fresh = fresh[possible[fresh]]
         parts: list[_Pairs] = []
-        evaluated = np.zeros(len(usable_idx), dtype=bool)
+        evaluated = ~possible
         for round_no in range(64):
             parts.append(self._evaluate(rows, fleet, usable_idx[fresh], drones))
             evaluated[fresh] = True
@@ -317,23 +327,47 @@ class DispatchEngine(Dispatcher):
                 lb_rest = np.where(evaluated, np.inf, lb[r])
                 if len(feas) >= wanted:
                     grow |= lb_rest < feas[wanted - 1]
-                elif round_no >= 2:  # few feasible drones for this call: settle it with the whole fleet
-                    grow |= ~evaluated
+                elif round_no >= 2:  # few feasible drones for this call: settle it with every possible drone
+                    grow |= np.isfinite(lb_rest)
                 else:
-                    nxt = order[r][~evaluated[order[r]]][: 4 * take]
+                    nxt = order[r][np.isfinite(lb_rest[order[r]])][: 4 * take]
                     grow[nxt] = True
             if not grow.any():
                 break
             fresh = np.flatnonzero(grow)
         cols = np.concatenate([p.cols for p in parts])
-        merged = _Pairs(
+        pruned = np.zeros((len(rows), len(fleet.ids)), dtype=bool)
+        pruned[:, usable_idx] = hopeless
+        pruned[:, cols] = False
+        return _Pairs(
             cols,
             np.hstack([p.eta for p in parts]),
             np.hstack([p.dist for p in parts]),
             np.hstack([p.need for p in parts]),
             np.hstack([p.code for p in parts]),
+            pruned,
         )
-        return merged
+
+    def _need_lower_bound(
+        self, rows: Sequence[IncidentRequest], fleet: _Fleet, cols: np.ndarray, lb: np.ndarray, drones: Sequence[DroneCandidate]
+    ) -> np.ndarray:
+        """Battery % no flight can use less of: straight out with the wind behind it, the time on scene,
+        the exact return to the nearest station (0 without a station list) and the vertical legs."""
+        if not self._sites:
+            back = np.zeros(lb.shape)
+        else:
+            ix = np.array([inc.x for inc in rows])
+            iy = np.array([inc.y for inc in rows])
+            back = np.zeros(lb.shape)
+            model_of = np.array([drones[j].model_id for j in cols])
+            for model_id in np.unique(model_of):
+                sel = model_of == model_id
+                t = self._return_time(ix, iy, str(model_id), float(fleet.cruise[cols][sel][0]), (ix[:0], iy[:0]))
+                back[:, sel] = t[:, None]
+        on_scene = np.array([self._policy.on_scene_seconds(inc.category) for inc in rows])[:, None]
+        legs = fleet.legs
+        airborne = lb - fleet.launch[cols] + on_scene + legs["scene_climb"][cols] + back + legs["land"][cols]
+        return 100.0 * airborne / fleet.endurance[cols]
 
     def point_etas(
         self, px: np.ndarray, py: np.ndarray, drones: Sequence[DroneCandidate], *, nearest: int = 8, category: str = "default"
@@ -520,14 +554,15 @@ class DispatchEngine(Dispatcher):
                     if pre_row != row:
                         counts[R_TAKEN] = counts.get(R_TAKEN, 0) + 1
             codes = pairs.code[row]
+            short = int(pairs.pruned[row].sum()) if pairs.pruned is not None else 0
             for code, reason in CODE_REASON.items():
-                k = int((codes == code).sum())
+                k = int((codes == code).sum()) + (short if code == BATTERY else 0)
                 if k:
                     counts[reason] = k
             feasible = codes == OK
             mine = set(chosen_free.get(row, []))
             lost = int(sum(1 for c in np.flatnonzero(feasible) if owner[c] >= 0 and owner[c] != row))
-            slower = int(feasible.sum()) - lost - len(mine) + (n_unevaluated if made else 0)
+            slower = int(feasible.sum()) - lost - len(mine) + (n_unevaluated - short if made else 0)
             if lost:
                 counts[R_TAKEN] = counts.get(R_TAKEN, 0) + lost
             if slower > 0:
@@ -584,6 +619,11 @@ class DispatchEngine(Dispatcher):
                 reason = fleet.static[j]
                 if p is not None and inc.grade in self._policy.engine.preempting_grades:
                     reason = f"{reason}; {R_PREEMPT_MARGIN}"
+            elif c is None and pairs.pruned is not None and pairs.pruned[row, j]:  # routed now, for the wording
+                one = self._evaluate([inc], fleet, np.array([j]), drones)
+                code = int(one.code[0, 0])
+                reason = (f"{R_BATTERY}: has {fleet.battery[j]:.0f}%, needs {one.need[0, 0]:.0f}% + {reserve:.0f}% reserve"
+                          if code in (BATTERY, OK) else CODE_REASON[code])
             elif c is None:
                 reason = R_SLOWER
             else:

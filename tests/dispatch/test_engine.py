@@ -279,3 +279,30 @@ def test_lower_bound_pruning_loses_nothing() -> None:
         a, b = pruned.decide(incidents, drones, NOW), exhaustive.decide(incidents, drones, NOW)
         assert [len(d.assignments) for d in a] == [len(d.assignments) for d in b]
         assert cost(a) == pytest.approx(cost(b))
+
+
+def test_battery_bound_pruning_keeps_plans_and_counts() -> None:
+    """Drones certified short of battery without routing: same offers and same reason counts as routing all."""
+    rng = random.Random(12)
+    sites = [StationSite(f"S{i}", rng.uniform(-20_000, 20_000), rng.uniform(-20_000, 20_000), frozenset({"m30t"}))
+             for i in range(8)]
+    zone = [box(-3000, -3000, 3000, 3000)]
+    pruned = engine(stations=sites, nofly=zone)
+    exhaustive = engine(stations=sites, nofly=zone)
+    exhaustive._candidates = lambda rows, fleet, usable, wanted, drones: exhaustive._evaluate(  # type: ignore[method-assign]
+        rows, fleet, np.flatnonzero(usable), drones
+    )
+    short_seen = 0
+    for _ in range(15):
+        drones, incidents = _random_layout(rng)
+        a = {d.incident_id: d for d in pruned.decide(incidents, drones, NOW)}
+        b = {d.incident_id: d for d in exhaustive.decide(incidents, drones, NOW)}
+        for k in a:
+            assert a[k].assignments == b[k].assignments
+            # A drone short even for the straight flight is reported as battery, also when it has no route.
+            refused = ("battery", "no flyable route (wind or no-fly zones)", "no station reachable after the scene")
+            assert sum(a[k].ruled_out_counts.get(r, 0) for r in refused) == sum(b[k].ruled_out_counts.get(r, 0) for r in refused)
+            assert a[k].ruled_out_counts.get("battery", 0) >= b[k].ruled_out_counts.get("battery", 0)
+            assert set(a[k].ruled_out) == set(b[k].ruled_out)
+            short_seen += a[k].ruled_out_counts.get("battery", 0)
+    assert short_seen > 20  # the layouts really exercise the battery bound

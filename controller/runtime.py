@@ -107,7 +107,7 @@ class Runtime:
         if s.fleet == "sim":
             self.backend = SimulatorProcess(
                 config, count, s.sim_speedup, s.var_dir / "simulator.log",
-                video_url=f"http://{s.host}:{s.port}", video_tokens=self._drone_token_file(),
+                video_url=f"http://{s.host}:{s.port}", video_tokens=self._drone_token_file(), scenario=s.sim_scenario,
             )
         elif s.fleet == "ardupilot":
             self.backend = ArduPilotBackend(config, count, s.sim_speedup)

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--drones", type=int, default=None, help="how many drones to fly (default: the whole roster)")
     parser.add_argument("--speedup", type=float, default=1.0, help="simulator speed-up factor")
+    parser.add_argument(
+        "--scenario", type=Path, default=None,
+        help="thermal search scenario(s) for the simulated cameras, a file or a folder (default with --dev: configs/scenarios)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--video-mode", choices=["forward", "reencode"], default="forward", help=argparse.SUPPRESS)
 
@@ -51,6 +55,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     }
     if args.drones is not None:
         values["fleet_drones"] = args.drones
+    if args.scenario is not None:
+        values["sim_scenario"] = args.scenario
+    elif args.dev:
+        values["sim_scenario"] = Path(__file__).resolve().parents[1] / "configs" / "scenarios"
     if args.config_dir:
         values["config_dir"] = args.config_dir
     if args.database_url:

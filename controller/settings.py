@@ -39,6 +39,8 @@ class Settings(BaseModel):
     fleet: Literal["sim", "external", "ardupilot", "none"] = "none"
     fleet_drones: int | None = Field(default=None, ge=1, le=2000)
     sim_speedup: float = Field(default=1.0, gt=0, le=100)
+    #: Thermal scenario file or folder for the simulated cameras (warm people and decoys); None: no heat sources.
+    sim_scenario: Path | None = None
     log_level: str = "info"
     #: forward: relay encoded video (normal); reencode: decode and re-encode per viewer (benchmark comparison only).
     video_mode: Literal["forward", "reencode"] = "forward"

@@ -147,3 +147,12 @@ def load_scenario(path: Path | str) -> Scenario:
 
 def scenario_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.yaml"))
+
+
+def load_scenarios(path: Path | str) -> list[Scenario]:
+    """One scenario file, or every *.yaml in a folder (their worlds lie in different parts of the city)."""
+    path = Path(path)
+    files = scenario_files(path) if path.is_dir() else [path]
+    if not files:
+        raise ScenarioError(f"{path}: no scenario files")
+    return [load_scenario(f) for f in files]

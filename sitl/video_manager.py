@@ -33,9 +33,9 @@ class VideoManager:
         self.fps = fps
         self.sources: list[ThermalSource] = []
         if scenario is not None:
-            from sitl.thermal_scene import load_scenario
+            from sitl.thermal_scene import load_scenarios
 
-            self.sources = load_scenario(scenario).sources
+            self.sources = [src for sc in load_scenarios(scenario) for src in sc.sources]
         self.publishers: dict[int, VideoPublisher] = {}
         self._task: asyncio.Task[None] | None = None
         self._starting: set[int] = set()

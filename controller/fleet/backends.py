@@ -35,6 +35,7 @@ class SimulatorProcess:
         video_tokens: Path | None = None,
         control_port: int = 5700,
         warm: bool = True,
+        scenario: Path | None = None,
     ) -> None:
         self.args = [
             sys.executable, "-m", "controller.cli", "sim",
@@ -47,6 +48,8 @@ class SimulatorProcess:
             self.args.append("--warm")
         if video_url and video_tokens:
             self.args += ["--video-url", video_url, "--video-tokens", str(video_tokens)]
+            if scenario is not None:
+                self.args += ["--scenario", str(scenario)]
         self.log_path = log_path
         self.control_port = control_port
         self.proc: asyncio.subprocess.Process | None = None

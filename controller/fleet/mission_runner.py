@@ -76,6 +76,10 @@ class FlightContext:
     stations: tuple[tuple[str, float, float], ...]
 
 
+#: Farther than this from its first sweep waypoint, a search drone flies there in GUIDED at cruise speed first.
+SEARCH_TRANSIT_M = 300.0
+
+
 class MissionRunner:
     def __init__(
         self, link: DroneLink, center: DispatchCenter, mission: Mission, incident: Incident, ctx: FlightContext
@@ -289,6 +293,10 @@ class MissionRunner:
         plan = await self.center.search_plan(self.mission.id)
         wps = [tuple(w) for w in plan["waypoints"]]
         alt = plan["altitude_m"]
+        if wps and geo.distance_m(*self._here(), *wps[0]) > SEARCH_TRANSIT_M:
+            # get there at cruise speed in GUIDED; the AUTO sweep then runs at the slower search speed
+            await self._fly_to(wps[0][0], wps[0][1], "the flight to the search area", self.ctx.profile.arrival_radius_m)
+            await self._step("at the search area", f"strip {plan['strip']}")
         legs = [self._here(), *wps]
         for a, b in zip(legs, legs[1:]):
             self.ctx.guard.check_leg(a, b, "the search pattern")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -470,13 +471,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "engine_gap_to_bound_pct": round(100 * (e - lb) / lb, 2),
         "greedy_gap_to_bound_pct": round(100 * (g - lb) / lb, 2),
     }
-    if scale > 1:
+    if scale > 1:  # the same stream on a denser synthetic roster: decision latency at that size
         big_bases, big_sites = roster(config, scale, np.random.default_rng(args.seed + 1))
         zones = physics.router.zones
         big = DispatchEngine(config.policy, big_sites, zones, config.drone_models)
         progress(f"engine on a x{scale} roster ({len(big_sites)} stations, {len(big_bases)} drones):")
         result[f"engine_x{scale}"] = _run_one(f"engine x{scale}", calls, big_bases, config, big, big)
         result[f"engine_x{scale}"]["stations"] = len(big_sites)
+    result["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     return result
 
 
@@ -489,8 +491,11 @@ def summarize(r: dict[str, Any]) -> str:
         lat = v.get("decision_latency_ms")
         lat_s = f" decision p50/p99 {lat.get('p50')}/{lat.get('p99')} ms," if lat else ""
         within = " ".join(f"{kk}:{vv:.0%}" for kk, vv in v["within"].items())
+        wait = v.get("queue_wait_s", {})
         lines.append(f"  {k:12s}{lat_s} weighted mean {v['grade_weighted_mean_s']} s (bursts {v['grade_weighted_mean_s_bursts']} s), "
-                     f"mean/p90 by grade {grades}, within {within}, preemptions {v.get('preemptions', '-')}")
+                     f"served {v['served']}/{v['calls']}, mean/p90 by grade {grades}, within {within}, "
+                     f"queue wait mean/p99/max {wait.get('mean', '-')}/{wait.get('p99', '-')}/{wait.get('max', '-')} s, "
+                     f"preemptions {v.get('preemptions', '-')}, refused offers {v.get('refused_offers', '-')}")
     c = r["comparison"]
     lines.append(f"  engine vs greedy: {c['engine_vs_greedy_weighted_mean_pct']:+.1f}% (bursts {c['engine_vs_greedy_weighted_mean_bursts_pct']:+.1f}%); "
                  f"gap to bound: engine {c['engine_gap_to_bound_pct']:+.1f}%, greedy {c['greedy_gap_to_bound_pct']:+.1f}%")

@@ -23,6 +23,9 @@ def test_quick_bench_runs_and_the_bound_bounds() -> None:
         assert r[name]["decision_latency_ms"]["n"] > 0
         assert r[name]["grade_weighted_mean_s"] >= r["lower_bound"]["grade_weighted_mean_s"] - 1e-6
     assert set(r["engine"]["within"]) == {"1min", "3min", "5min"}
+    # The engine plans with the benchmark's shared physics, so none of its offers is refused.
+    assert r["engine"]["refused_offers"] == 0
+    assert "loadavg_1m_at_end" in r
     assert "engine_vs_greedy_weighted_mean_pct" in r["comparison"]
     assert dispatch_stream.summarize(r)
 

@@ -57,6 +57,12 @@ ENDPOINTS = [
     ("get drone", "GET", "/api/v1/drones/{drone_b}", None, ["commander", "pilot_b"], ["pilot_a"]),
     ("maintenance", "POST", "/api/v1/drones/{drone_b}/maintenance", {"on": True}, ["admin"], ["commander", "pilot_b", "search_team"]),
     ("me", "GET", "/api/v1/me", None, ["commander", "pilot_a", "search_team", "admin"], []),
+    ("metrics", "GET", "/api/v1/metrics", None, ["commander", "admin"], ["pilot_a", "search_team"]),
+    ("ui config", "GET", "/api/v1/ui-config", None, ["commander", "pilot_a", "search_team", "admin"], []),
+    ("list hotspots", "GET", "/api/v1/hotspots", None, ["commander", "search_team", "admin"], ["pilot_a"]),
+    ("hotspots as GeoJSON", "GET", "/api/v1/hotspots.geojson", None, ["search_team", "commander"], ["pilot_b"]),
+    ("hotspots as KML", "GET", "/api/v1/hotspots.kml", None, ["search_team"], ["pilot_a"]),
+    ("video feeds", "GET", "/api/v1/video/feeds", None, ["commander", "pilot_a", "search_team"], []),
 ]
 
 

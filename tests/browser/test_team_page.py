@@ -3,43 +3,23 @@ navigation link; marking it found from the page closes the search."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
-import numpy as np
-
 from controller import geo
 from controller.auth import Principal, Role
 from controller.dispatch_center import NewIncident
 from controller.domain.states import IncidentStatus
-from controller.hotspots.pose_history import PoseSample
 from controller.runtime import Runtime
-from sitl.camera_render import CameraPose, Intrinsics, render_thermal
-from sitl.thermal_scene import build_scenario
 from tests import support
+from tests.hotspots.scenes import fly_over_person
 from tests.support import TOKEN, auth
 
 pytestmark = [__import__("pytest").mark.browser]
 DRONE = f"{support.STATION_A}-D1"
 
 
-async def raise_hotspot(rt: Runtime, incident_id: str, lat: float, lon: float) -> tuple[float, float]:
-    """Frames of a drone hovering near a planted person go through the real detector and tracker."""
-    world = build_scenario({"name": "t", "seed": 3, "lat": lat, "lon": lon, "radius_m": 50, "people": [{"east_m": 0, "north_m": 0}]})
-    person = world.people[0]
-    cam_lat, cam_lon = geo.destination(person.lat, person.lon, 200.0, 15.0)
-    pose = CameraPose(cam_lat, cam_lon, 60.0, 0.0)
-    rng = np.random.default_rng(1)
-    t0 = time.time() - 10
-    for k in range(12):
-        t = t0 + k * 0.25
-        rt.hotspots.pose(DRONE, PoseSample(t, cam_lat, cam_lon, 70.0, 60.0, 0.0))
-        frame, _ = render_thermal(pose, Intrinsics(640, 512, 61.0), (lat, lon), world.sources, world.conditions, rng)
-        await rt.hotspots.ingest(incident_id, DRONE, t, frame)
-        if rt.hotspots.list(incident_id):
-            break
+async def raise_hotspot(rt: Runtime, incident_id: str, lat: float, lon: float) -> None:
+    await fly_over_person(rt, incident_id, lat, lon)
     assert rt.hotspots.list(incident_id), rt.hotspots.stats()
-    return person.lat, person.lon
 
 
 async def test_team_sees_a_hotspot_live_and_marks_it_found(browser, runtime: Runtime, live_url: str) -> None:
@@ -67,7 +47,7 @@ async def test_team_sees_a_hotspot_live_and_marks_it_found(browser, runtime: Run
     await page.wait_for_selector("#link.live", timeout=10_000)
     await page.wait_for_function("document.querySelector('#position').textContent.includes('GPS')", timeout=10_000)
 
-    plat, plon = await raise_hotspot(rt, inc.id, s.lat + 0.004, s.lon)
+    await raise_hotspot(rt, inc.id, s.lat + 0.004, s.lon)
     (h,) = rt.hotspots.list(inc.id)
     card = page.locator(f"article[data-hotspot='{h.id}']")
     await card.wait_for(timeout=10_000)

@@ -154,6 +154,9 @@ class FleetService:
             runner.recall(reason)
 
     def _run(self, mission: Mission, incident: Incident, resume: bool) -> None:
+        for other in list(self.runners.values()):
+            if other.mission.drone_id == mission.drone_id and other.mission.id != mission.id:
+                other.detach()  # preempted in flight: the old runner must not command the drone any more
         model = self.config.drone_models[self.center.drones[mission.drone_id].model]
         ctx = FlightContext(
             profile=self.config.flight,

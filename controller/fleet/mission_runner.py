@@ -76,6 +76,8 @@ class FlightContext:
     stations: tuple[tuple[str, float, float], ...]
 
 
+#: The recall reason of a runner whose drone another mission took over in flight.
+HANDED_OVER = "drone handed over to another mission"
 #: Farther than this from its first sweep waypoint, a search drone flies there in GUIDED at cruise speed first.
 SEARCH_TRANSIT_M = 300.0
 
@@ -105,6 +107,12 @@ class MissionRunner:
             if self._task is not None:
                 self._task.cancel()
 
+    def detach(self) -> None:
+        """Another mission has taken this drone in flight (preemption): stop supervising, send nothing more."""
+        self._recall = HANDED_OVER
+        if self._task is not None:
+            self._task.cancel()
+
     async def stop(self) -> None:
         """Controller shutdown: stop supervising without touching the vehicle (a restart resumes)."""
         if self._task is not None:
@@ -121,14 +129,17 @@ class MissionRunner:
                 if resume:
                     await self._resume()
                 else:
-                    await self._launch()
+                    if self._airborne():
+                        await self._redirect()
+                    else:
+                        await self._launch()
                     if self.searching:
                         await self._search()
                     else:
                         await self._to_scene()
                         await self._on_scene()
             except asyncio.CancelledError:
-                if self._recall == "controller stopping":
+                if self._recall in ("controller stopping", HANDED_OVER):
                     raise
                 await self._step("recalled", self._recall or "", ok=True)
                 await self._come_home(self._recall or "recalled")
@@ -194,6 +205,18 @@ class MissionRunner:
         climb_s = alt / self.ctx.model.climb_rate_ms
         await link.wait_for(lambda t: (t.alt_rel_m or 0) >= 0.95 * alt, climb_s * 3 + 30, "climb to transit altitude")
         await self._step("transit altitude", f"{self.link.telemetry.alt_rel_m:.0f} m")
+
+    def _airborne(self) -> bool:
+        t = self.link.telemetry
+        return t.armed and (t.alt_rel_m or 0.0) > GROUND_ALT_M
+
+    async def _redirect(self) -> None:
+        """The drone was given this mission in the air (preempted from another): turn it round in GUIDED."""
+        t = self.link.telemetry
+        self.ctx.guard.check_leg(self._here(), (self.incident.lat, self.incident.lon), "the flight to the scene")
+        await self.link.set_mode(CopterMode.GUIDED, timeout=1.0, retries=5)
+        await self._step("redirected in flight", f"at {t.alt_rel_m or 0:.0f} m, {t.battery_pct or 0:.0f}% battery; GUIDED")
+        await self.center.flight_launched(self.mission.id)
 
     async def _arm(self) -> None:
         texts: list[str] = []

@@ -183,6 +183,11 @@ def render_visible(
     return img
 
 
+#: Fixed-span display range (°C) of the search drones' thermal cameras: 0..255 grey maps linearly onto it
+#: (the "temperature range"/fixed-gain mode of radiometric drone cameras), so the ground can read temperatures.
+SEARCH_SPAN_C = (-10.0, 40.0)
+
+
 @dataclass(frozen=True, slots=True)
 class ThermalConditions:
     background_c: float = 8.0
@@ -198,8 +203,12 @@ def render_thermal(
     sources: list[ThermalSource],
     conditions: ThermalConditions = ThermalConditions(),
     rng: np.random.Generator | None = None,
+    span_c: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(8-bit display frame after automatic gain, temperature image in °C) of the ground under the drone."""
+    """(8-bit display frame, temperature image in °C) of the ground under the drone.
+
+    The display frame uses the camera's automatic gain, or with `span_c` a fixed span (lo, hi) in °C.
+    """
     rng = rng or np.random.default_rng()
     texture = ground_texture()
     ground = cv2.warpAffine(
@@ -224,7 +233,10 @@ def render_thermal(
     if conditions.blur_px > 0:
         temp = cv2.GaussianBlur(temp, (0, 0), conditions.blur_px)
     temp = temp + rng.normal(0, conditions.noise_c, temp.shape).astype(np.float32)
-    lo, hi = np.percentile(temp, (1.0, 99.9))
-    hi = max(hi, lo + 4.0)  # automatic gain, with a minimum span so noise is not stretched to full scale
+    if span_c is not None:
+        lo, hi = span_c
+    else:
+        lo, hi = np.percentile(temp, (1.0, 99.9))
+        hi = max(hi, lo + 4.0)  # automatic gain, with a minimum span so noise is not stretched to full scale
     display = np.clip((temp - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
     return display, temp

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from sitl.camera_render import CameraPose, Intrinsics, ThermalSource
+from sitl.camera_render import SEARCH_SPAN_C, CameraPose, Intrinsics, ThermalSource
 from sitl.fleet import SimFleet
 from sitl.video_publisher import CameraSetup, CameraTrack, VideoPublisher
 
@@ -77,7 +77,8 @@ class VideoManager:
         tracks = {
             "visible": CameraTrack(drone_id, CameraSetup("visible", VISIBLE, self.fps), lambda: self._pose(instance), origin),
             "thermal": CameraTrack(
-                drone_id, CameraSetup("thermal", THERMAL, self.fps), lambda: self._pose(instance), origin, lambda: self.sources
+                drone_id, CameraSetup("thermal", THERMAL, self.fps, SEARCH_SPAN_C), lambda: self._pose(instance), origin,
+                lambda: self.sources,
             ),
         }
         publisher = VideoPublisher(drone_id, self.url, token, tracks)

@@ -35,6 +35,8 @@ class CameraSetup:
     kind: str  # "visible" or "thermal"
     intrinsics: Intrinsics
     fps: float = 15.0
+    #: Thermal only: fixed display span in °C (None: automatic gain).
+    span_c: tuple[float, float] | None = None
 
 
 class CameraTrack(MediaStreamTrack):
@@ -63,7 +65,7 @@ class CameraTrack(MediaStreamTrack):
     def _render(self, pose: CameraPose, capture_time: float) -> av.VideoFrame:
         cam = self.setup.intrinsics
         if self.setup.kind == "thermal":
-            display, _ = render_thermal(pose, cam, self.origin, self.sources_fn())
+            display, _ = render_thermal(pose, cam, self.origin, self.sources_fn(), span_c=self.setup.span_c)
             return av.VideoFrame.from_ndarray(display, format="gray")
         return av.VideoFrame.from_ndarray(
             render_visible(pose, cam, self.origin, self.drone_id, capture_time), format="rgb24"

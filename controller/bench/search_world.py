@@ -15,6 +15,7 @@ and georeferencing, not video encoding on two cores.)
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import json
 import math
 import shutil
@@ -36,7 +37,7 @@ from controller.dispatch_center import NewIncident
 from controller.domain.states import MissionState
 from controller.runtime import Runtime
 from controller.settings import Settings
-from sitl.camera_render import CameraPose, Intrinsics, local_xy, render_thermal
+from sitl.camera_render import SEARCH_SPAN_C, CameraPose, Intrinsics, local_xy, render_thermal
 from sitl.fleet import SimFleet
 from sitl.roster import roster_specs
 from sitl.thermal_scene import Scenario
@@ -226,7 +227,10 @@ class SearchWorld:
         pose = CameraPose(lat, lon, alt, heading)
         capture = time.time()
         display, _ = await asyncio.get_running_loop().run_in_executor(
-            None, render_thermal, pose, THERMAL, self.origin, self.scenario.sources, self.scenario.conditions, self._rng
+            None, partial(
+                render_thermal, pose, THERMAL, self.origin, self.scenario.sources, self.scenario.conditions, self._rng,
+                span_c=SEARCH_SPAN_C,
+            )
         )
         self.frames += 1
         self.footprints.append(footprint(lat, lon, alt, heading, self.origin))

@@ -212,6 +212,11 @@ class SearchPolicy(Frozen):
     cot_stale_s: float = Field(default=900.0, gt=0, le=86_400)
     cot_timeout_s: float = Field(default=2.0, gt=0, le=60)
     cot_retries: int = Field(default=3, ge=1, le=10)
+    #: The search drones' thermal cameras stream in fixed-span mode over this range (°C), so grey levels read as
+    #: temperatures and the detector applies its body-temperature gates; null: automatic gain (display frames only).
+    thermal_span_c: tuple[float, float] | None = (-10.0, 40.0)
+    #: Warmest-point temperature below which a blob is not a person (skin/clothing at night; sun-warmed rocks are cooler).
+    body_min_c: float = Field(default=20.0, ge=0, le=40)
 
     @field_validator("cot_endpoints")
     @classmethod
@@ -226,6 +231,8 @@ class SearchPolicy(Frozen):
 
     @model_validator(mode="after")
     def _window(self) -> SearchPolicy:
+        if self.thermal_span_c is not None and not self.thermal_span_c[0] < self.thermal_span_c[1]:
+            raise ValueError(f"thermal_span_c {list(self.thermal_span_c)} must be [low, high] with low < high")
         if self.confirm_hits > self.confirm_frames:
             raise ValueError(f"confirm_hits ({self.confirm_hits}) cannot exceed confirm_frames ({self.confirm_frames})")
         return self

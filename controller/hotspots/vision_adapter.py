@@ -18,7 +18,7 @@ import numpy as np
 from controller.config.models import SearchPolicy
 from controller.hotspots.pose_history import PoseSample
 from vision.camera import CameraModel
-from vision.detector import ThermalDetector
+from vision.detector import DetectorParams, ThermalDetector
 from vision.pose import Pose
 from vision.tracker import HotspotTracker, TrackerParams
 
@@ -56,7 +56,8 @@ class VisionPipeline:
     def __init__(self, camera: SearchCamera, policy: SearchPolicy) -> None:
         self.camera = camera
         self.model = camera.model()
-        self.detector = ThermalDetector()
+        self.span = policy.thermal_span_c
+        self.detector = ThermalDetector(DetectorParams(body_min_c=policy.body_min_c))
         self.tracker = HotspotTracker(
             TrackerParams(
                 confirm_hits=policy.confirm_hits,
@@ -70,7 +71,11 @@ class VisionPipeline:
 
     def process(self, source: str, t: float, gray: np.ndarray, pose: PoseSample) -> list[Any]:
         """Detect in one frame and feed the tracker; returns hotspots confirmed by this frame."""
-        detections = self.detector.detect(gray, self.model, vision_pose(pose, self.camera))
+        frame: np.ndarray = gray
+        if self.span is not None:  # fixed-span stream: grey levels are temperatures
+            lo, hi = self.span
+            frame = lo + gray.astype(np.float32) * np.float32((hi - lo) / 255.0)
+        detections = self.detector.detect(frame, self.model, vision_pose(pose, self.camera))
         with self._lock:
             self.detections += len(detections)
             return self.tracker.update(source, t, detections)

@@ -11,7 +11,7 @@ from controller.auth import Principal, Role
 from controller.dispatch_center import NewIncident
 from controller.hotspots.pose_history import PoseSample
 from controller.runtime import Runtime
-from sitl.camera_render import CameraPose, Intrinsics, render_thermal
+from sitl.camera_render import SEARCH_SPAN_C, CameraPose, Intrinsics, render_thermal
 from sitl.thermal_scene import build_scenario
 from tests import support
 
@@ -43,6 +43,8 @@ async def fly_over_person(rt: Runtime, incident_id: str, lat: float, lon: float,
     for k in range(frames):
         t = t0 + k * 0.25
         rt.hotspots.pose(DRONE, PoseSample(t, cam_lat, cam_lon, 70.0, 60.0, 0.0))
-        frame, _ = render_thermal(pose, Intrinsics(640, 512, 61.0), (lat, lon), world.sources, world.conditions, rng)
+        frame, _ = render_thermal(
+            pose, Intrinsics(640, 512, 61.0), (lat, lon), world.sources, world.conditions, rng, span_c=SEARCH_SPAN_C
+        )
         raised += len(await rt.hotspots.ingest(incident_id, DRONE, t, frame))
     return raised

@@ -23,7 +23,7 @@ from controller.domain.states import IncidentStatus
 from controller.hotspots.cot_sender import CotEndpoint, CotSender
 from controller.hotspots.pose_history import PoseSample
 from controller.runtime import Runtime
-from sitl.camera_render import CameraPose, Intrinsics
+from sitl.camera_render import SEARCH_SPAN_C, CameraPose, Intrinsics
 from sitl.thermal_scene import build_scenario
 from sitl.video_publisher import CameraSetup, CameraTrack, VideoPublisher
 from tests import support
@@ -70,7 +70,7 @@ async def test_search_feed_decoded_once_hotspot_raised_sent_and_found(runtime: R
             await asyncio.sleep(0.1)
 
     feeder = asyncio.create_task(telemetry())
-    track = CameraTrack(DRONE, CameraSetup("thermal", Intrinsics(640, 512, 61.0), fps=15), lambda: pose, (lat, lon), lambda: world.sources)
+    track = CameraTrack(DRONE, CameraSetup("thermal", Intrinsics(640, 512, 61.0), fps=15, span_c=SEARCH_SPAN_C), lambda: pose, (lat, lon), lambda: world.sources)
     pub = VideoPublisher(DRONE, live_url, TOKEN["drone_a1"], {"thermal": track})
     await pub.start()
     viewer = None

@@ -76,7 +76,9 @@ def print_banner(settings: Settings, dev_tokens: dict | None) -> None:
         "",
         "dronefleet controller",
         f"  API + OpenAPI docs : {base}/docs",
+        f"  command page       : {base}/command",
         f"  pilot page         : {base}/pilot",
+        f"  search-team page   : {base}/team",
         f"  event stream (WS)  : ws://{settings.host}:{settings.port}/api/v1/events",
         f"  database           : {settings.database_url}",
     ]
@@ -95,6 +97,8 @@ def print_banner(settings: Settings, dev_tokens: dict | None) -> None:
             lines.append(f"    ... and {len(pilots) - 3} more pilot tokens in {settings.var_dir / 'dev-tokens.json'}")
         if by_role.get("drone"):
             lines.append(f"    drone tokens (video publishing) for {len(by_role['drone'])} drones in the same file")
+    if settings.sim_scenario is not None and settings.fleet == "sim":
+        lines.append(f"  thermal search scenarios (open a missing_person incident there): {settings.sim_scenario}")
     lines.append("")
     print("\n".join(lines), file=sys.stderr, flush=True)
 

@@ -76,6 +76,8 @@ class FlightContext:
     stations: tuple[tuple[str, float, float], ...]
 
 
+#: Turning points of a detour count as reached within this distance.
+DETOUR_RADIUS_M = 40.0
 #: The recall reason of a runner whose drone another mission took over in flight.
 HANDED_OVER = "drone handed over to another mission"
 #: Farther than this from its first sweep waypoint, a search drone flies there in GUIDED at cruise speed first.
@@ -193,7 +195,7 @@ class MissionRunner:
             "position estimate",
         )
         self.ctx.guard.check_point(*self._here(), "the take-off position")
-        self.ctx.guard.check_leg(self._here(), (self.incident.lat, self.incident.lon), "the flight to the scene")
+        self.ctx.guard.route(self._here(), (self.incident.lat, self.incident.lon))  # refuses a scene in a zone or unreachable
         await link.set_mode(CopterMode.GUIDED, timeout=1.0, retries=5)
         await self._step("mode", "GUIDED")
         await self._arm()
@@ -213,7 +215,7 @@ class MissionRunner:
     async def _redirect(self) -> None:
         """The drone was given this mission in the air (preempted from another): turn it round in GUIDED."""
         t = self.link.telemetry
-        self.ctx.guard.check_leg(self._here(), (self.incident.lat, self.incident.lon), "the flight to the scene")
+        self.ctx.guard.route(self._here(), (self.incident.lat, self.incident.lon))  # refuses a scene in a zone or unreachable
         await self.link.set_mode(CopterMode.GUIDED, timeout=1.0, retries=5)
         await self._step("redirected in flight", f"at {t.alt_rel_m or 0:.0f} m, {t.battery_pct or 0:.0f}% battery; GUIDED")
         await self.center.flight_launched(self.mission.id)
@@ -250,6 +252,15 @@ class MissionRunner:
         if t.mode in (CopterMode.RTL, CopterMode.LAND):
             raise FailsafeReturn(f"vehicle switched to {CopterMode(t.mode).name} by itself (failsafe)")
 
+
+    async def _fly_route(self, lat: float, lon: float, what: str, radius: float) -> None:
+        """Fly to (lat, lon), around no-fly zones when the straight leg would cross one."""
+        route = self.ctx.guard.route(self._here(), (lat, lon))
+        if len(route) > 1:
+            await self._step("detour", f"{what}: {len(route) - 1} turning points around a no-fly zone")
+        for wlat, wlon in route[:-1]:
+            await self._fly_to(wlat, wlon, f"{what} (around a no-fly zone)", max(radius, DETOUR_RADIUS_M))
+        await self._fly_to(lat, lon, what, radius)
 
     async def _fly_to(self, lat: float, lon: float, what: str, radius: float) -> None:
         """Send a GUIDED target and supervise until within `radius`; re-send on silence."""
@@ -290,7 +301,7 @@ class MissionRunner:
     async def _to_scene(self) -> None:
         inc = self.incident
         await self._step("target sent", f"scene at {inc.lat:.5f}, {inc.lon:.5f}")
-        await self._fly_to(inc.lat, inc.lon, "the flight to the scene", self.ctx.profile.arrival_radius_m)
+        await self._fly_route(inc.lat, inc.lon, "the flight to the scene", self.ctx.profile.arrival_radius_m)
         await self.center.flight_on_scene(self.mission.id)
         await self._step("on scene")
 
@@ -318,7 +329,7 @@ class MissionRunner:
         alt = plan["altitude_m"]
         if wps and geo.distance_m(*self._here(), *wps[0]) > SEARCH_TRANSIT_M:
             # get there at cruise speed in GUIDED; the AUTO sweep then runs at the slower search speed
-            await self._fly_to(wps[0][0], wps[0][1], "the flight to the search area", self.ctx.profile.arrival_radius_m)
+            await self._fly_route(wps[0][0], wps[0][1], "the flight to the search area", self.ctx.profile.arrival_radius_m)
             await self._step("at the search area", f"strip {plan['strip']}")
         legs = [self._here(), *wps]
         for a, b in zip(legs, legs[1:]):
@@ -447,7 +458,7 @@ class MissionRunner:
         await self._step("divert", f"home is out of reach: landing at {site}, {dist / 1000:.1f} km away")
         lat, lon = next((la, lo) for s, la, lo in self.ctx.stations if s == site)
         await self.link.set_mode(CopterMode.GUIDED, **self._cmd())
-        await self._fly_to(lat, lon, f"the diversion to {site}", self.ctx.profile.arrival_radius_m)
+        await self._fly_route(lat, lon, f"the diversion to {site}", self.ctx.profile.arrival_radius_m)
         await self.link.set_mode(CopterMode.LAND, **self._cmd())
         await self._step("LAND", f"at {site}")
 

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+from scipy.sparse.csgraph import dijkstra
 from shapely import LineString, Point, Polygon, prepare
 
 from controller.config.models import NoFlyCollection
 from controller.geo import LocalFrame
+
+
+#: Detours keep this far outside a zone's edge (GPS error, wind drift, braking).
+DETOUR_MARGIN_M = 150.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,37 @@ class NoFlyGuard:
         zone = self.zone_at(lat, lon)
         if zone is not None:
             raise NoFlyViolation(zone, what)
+
+    def route(self, a: tuple[float, float], b: tuple[float, float], margin_m: float = DETOUR_MARGIN_M) -> list[tuple[float, float]]:
+        """Waypoints (lat, lon) from a to b that keep out of every zone: [b] when the straight leg is clear,
+        else the shortest path through the corners of the zones grown by `margin_m` (a visibility graph,
+        as the dispatch engine assumes when it times the flight). Raises NoFlyViolation if b is in a zone
+        or no path exists."""
+        self.check_point(*b, "the destination")
+        if self.zone_crossed(a, b) is None:
+            return [b]
+        grown = [z.polygon.buffer(margin_m, 4) for z in self.zones]
+        inner = [z.polygon.buffer(margin_m * 0.5, 4) for z in self.zones]
+        for p in inner:
+            prepare(p)
+        nodes = [self._frame.to_xy(*a), self._frame.to_xy(*b)]
+        for g in grown:
+            nodes.extend(list(g.exterior.coords)[:-1])
+        n = len(nodes)
+        weights = np.zeros((n, n))
+        for i in range(n):
+            for j in range(i + 1, n):
+                seg = LineString([nodes[i], nodes[j]])
+                if not any(p.intersects(seg) for p in inner):
+                    weights[i, j] = weights[j, i] = seg.length
+        dist, pred = dijkstra(weights, directed=False, indices=0, return_predecessors=True)
+        if not np.isfinite(dist[1]):
+            raise NoFlyViolation(self.zone_crossed(a, b), "every path to the destination")  # type: ignore[arg-type]
+        path, k = [], 1
+        while k != 0:
+            path.append(k)
+            k = int(pred[k])
+        return [self._frame.to_latlon(*nodes[k]) for k in reversed(path)]
 
     def check_leg(self, a: tuple[float, float], b: tuple[float, float], what: str) -> None:
         self.check_point(*b, what)

@@ -139,11 +139,43 @@ async def test_battery_low_on_scene_returns_and_is_replaced(world: World) -> Non
 
 async def test_no_fly_target_is_refused(world: World) -> None:
     w = world
-    # An incident inside the test zone 400 m north of station NOFLY_STATION: no drone may fly there.
-    inc, m = await open_near(w, NOFLY_STATION, north_m=400, category="fire")
-    await w.rt.center.accept(m.id, pilot(m.station_id))
-    await w.until(lambda: inc.blocked_reason is not None, 30, "incident blocked")
-    assert "no-fly zone test-zone" in inc.blocked_reason
-    assert m.state is MissionState.ABORTED and "refused" in m.reason
-    assert not any(x.state is MissionState.OFFERED for x in w.rt.center.incident_missions(inc.id)), "not re-offered"
-    assert w.rt.center.drones[m.drone_id].state is DroneState.STANDBY
+    # An incident inside the test zone 400 m north of station NOFLY_STATION: no drone may fly there, so none is offered.
+    s = w.rt.config.stations[NOFLY_STATION]
+    lat, lon = geo.destination(s.lat, s.lon, 0.0, 400.0)
+    inc, _ = await w.rt.center.create_incident(NewIncident(grade=2, category="fire", lat=lat, lon=lon), CMD)
+    assert w.rt.center.incident_missions(inc.id) == []
+    assert inc.status is IncidentStatus.QUEUED
+    reasons = inc.queue_decision.ruled_out_counts
+    # every drone with a link was ruled out because of the zone (the rest of the roster has no simulator here)
+    assert reasons.get("scene inside a no-fly zone") == w.rt.fleet.configured, reasons
+    # the flight layer refuses such a target too, whoever asks (defence in depth)
+    with pytest.raises(Exception, match="no-fly zone test-zone"):
+        w.rt.fleet.guard.route((s.lat, s.lon), (lat, lon))
+
+
+async def test_flight_detours_around_a_no_fly_zone(world: World) -> None:
+    w = world
+    center = w.rt.center
+    s = w.rt.config.stations[NOFLY_STATION]
+    drone = s.drones[0].id
+    for d in list(center.drones.values()):  # only the drone south of the zone may fly
+        if d.id != drone and d.state in (DroneState.STANDBY, DroneState.CHARGING, DroneState.LANDED):
+            await center.set_maintenance(d.id, True, Principal(Role.ADMIN, "admin"), "test")
+    lat, lon = geo.destination(s.lat, s.lon, 0.0, 800.0)  # beyond the zone: the straight leg crosses it
+    guard = w.rt.fleet.guard
+    assert guard.zone_crossed((s.lat, s.lon), (lat, lon)) is not None
+    inc, _ = await center.create_incident(NewIncident(grade=2, category="fire", lat=lat, lon=lon), CMD)
+    (m,) = center.incident_missions(inc.id)
+    assert m.drone_id == drone
+    await center.accept(m.id, pilot(m.station_id))
+    link = w.rt.fleet.links[drone]
+    inside = 0
+    deadline = asyncio.get_running_loop().time() + 120
+    while m.state is not MissionState.ON_SCENE:
+        assert asyncio.get_running_loop().time() < deadline, "never reached the scene"
+        t = link.telemetry
+        if t.lat is not None and guard.zone_at(t.lat, t.lon) is not None:
+            inside += 1
+        await asyncio.sleep(0.05)
+    assert inside == 0, "the drone entered the no-fly zone"
+    assert "detour" in await steps(w, m.id)

@@ -54,8 +54,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     "contrast_low", "contrast_mid", "contrast_high", "contrast_top", "contrast_max", "clutter", "tophat", "level",
     "log_length", "log_width", "log_vertical", "log_horizontal", "log_area",
     "log_length_sq", "log_width_sq", "log_vertical_sq", "log_horizontal_sq", "log_area_sq",
-    "irregularity", "open", "crowding", "log_scale", "log_blob",
-)
+    "irregularity", "open", "crowding", "log_scale", "log_blob", "frame_std",
+) + tuple(f"pn{i}" for i in range(49)) + tuple(f"pq{i}" for i in range(49))
+#: Patch samples: a 7 x 7 grid over +-`DetectorParams.patch_span` expected person sizes around the peak, as
+#: pn* (relative to the peak's rise above the patch median) and pq* (in contrast units); a fitted linear filter
+#: over them (`score_model.LinearFeature`) says whether the warm spot has a person's shape, shadow and context.
+PATCH_SIDE = 7
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,15 @@ class DetectorParams:
     # --- score ---
     #: Additive logistic model over `FEATURE_NAMES`; None = the bundled one fitted on HIT-UAV train.
     score_model: ScoreModel | None = field(default=None, compare=False, repr=False)
-    #: Detections scoring below this are dropped (0..1). Chosen on HIT-UAV train as the threshold giving the
-    #: best recall at precision >= 0.7 (see `vision.tuning`).
-    min_score: float = 0.34
+    #: Detections scoring below this are dropped (0..1). `vision.tuning` shifts each bundled model's bias so
+    #: that this score is the threshold giving the best recall at precision >= 0.7 on held-out HIT-UAV train
+    #: frames (two-fold, train only).
+    min_score: float = 0.4
+    #: Light conditions of the frames: "any" (unknown), "day" or "night" (from the clock in a deployment; from
+    #: the file name for HIT-UAV). Selects the bundled score model fitted on that light (ignored if `score_model`).
+    light: Literal["any", "day", "night"] = "any"
+    #: Half-side of the patch sampled around each candidate, in expected person sizes (width across, height down).
+    patch_span: float = 1.5
 
     # --- output ---
     #: Attach a small uint8 crop to each detection (for the tracker's best thumbnail).
@@ -152,6 +162,10 @@ class DetectorParams:
             raise ValueError("DetectorParams.max_candidates must be >= 1")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"DetectorParams.min_score must be in [0, 1], got {self.min_score}")
+        if self.light not in ("any", "day", "night"):
+            raise ValueError(f"DetectorParams.light must be 'any', 'day' or 'night', got {self.light!r}")
+        if not self.patch_span > 0:
+            raise ValueError("DetectorParams.patch_span must be > 0")
         if self.body_min_c >= self.body_max_c:
             raise ValueError("DetectorParams.body_min_c must be below body_max_c")
         if self.score_model is not None:
@@ -226,7 +240,7 @@ class ThermalDetector:
                  calibration: RadiometricCalibration | None = None) -> None:
         self.params = params or DetectorParams()
         self.calibration = calibration
-        self.score_model = self.params.score_model or bundled_model()
+        self.score_model = self.params.score_model or bundled_model(self.params.light)
 
     # ------------------------------------------------------------------ public
 
@@ -345,15 +359,18 @@ class ThermalDetector:
         max_r = int(np.clip(math.ceil(float(np.max(1.5 * ring_r))) + 1, 8, 48))
         prof = blobs.radial_profiles(signal, ys, xs, ring_r, max_r)
         blob_area, _ = blobs.blob_areas(hot, ys, xs)
-        frame_median = float(np.median(signal[::4, ::4]))
-        feats, length, width = _features(prof, contrast[ys, xs], s, ew, eh, unit, frame_median, blob_area, ys, xs)
+        sub = signal[::4, ::4]
+        frame_median = float(np.median(sub))
+        frame_std = float(sub.std()) / unit
+        feats, length, width = _features(prof, contrast[ys, xs], s, ew, eh, unit, frame_median, blob_area, ys, xs,
+                                         signal, p.patch_span, frame_std)
         lying_feats = None
         if p.score_lying:
             ring_l = 0.5 * lying + p.ring_margin_m * s + 2.0
             max_l = int(np.clip(math.ceil(float(np.max(1.5 * ring_l))) + 1, 8, 48))
             prof_l = blobs.radial_profiles(signal, ys, xs, ring_l, max_l)
             lying_feats, _, _ = _features(prof_l, contrast[ys, xs], s, lying, ew, unit, frame_median, blob_area,
-                                          ys, xs)
+                                          ys, xs, signal, p.patch_span, frame_std)
         ext = prof.extent
         half = blobs.N_DIRECTIONS // 2
         quarter = blobs.N_DIRECTIONS // 4
@@ -413,7 +430,8 @@ class ThermalDetector:
 
 def _features(prof: blobs.Profiles, tophat: np.ndarray, s: np.ndarray, ew: np.ndarray, eh: np.ndarray,
               unit: float, frame_median: float, blob_area: np.ndarray, ys: np.ndarray,
-              xs: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+              xs: np.ndarray, signal: np.ndarray, patch_span: float,
+              frame_std: float) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     peak = prof.peak
     q = prof.ring_quantile
     diam = prof.diameters
@@ -451,7 +469,26 @@ def _features(prof: blobs.Profiles, tophat: np.ndarray, s: np.ndarray, ew: np.nd
     reach = 3.0 * eL
     d2 = (xs[None, :] - xs[:, None]).astype(np.float64) ** 2 + (ys[None, :] - ys[:, None]).astype(np.float64) ** 2
     f["crowding"] = np.log1p((d2 < (reach ** 2)[:, None]).sum(axis=1) - 1.0)
+    f["frame_std"] = np.full(xs.size, frame_std)
+    h, w = signal.shape
+    px = np.rint(xs[:, None] + _GRID_X[None, :] * (patch_span * ew)[:, None]).astype(np.intp)
+    py = np.rint(ys[:, None] + _GRID_Y[None, :] * (patch_span * eh)[:, None]).astype(np.intp)
+    np.clip(px, 0, w - 1, out=px)
+    np.clip(py, 0, h - 1, out=py)
+    v = signal[py, px].astype(np.float64)
+    med = np.median(v, axis=1)
+    rise = v - med[:, None]
+    pn = rise / np.maximum(peak.astype(np.float64) - med, 0.08 * unit)[:, None]
+    pq = rise / unit
+    for i in range(PATCH_SIDE * PATCH_SIDE):
+        f[f"pn{i}"] = pn[:, i]
+        f[f"pq{i}"] = pq[:, i]
     return {k: np.asarray(v, dtype=np.float64) for k, v in f.items()}, length, width
+
+
+_GRID = np.linspace(-1.0, 1.0, PATCH_SIDE)
+_GRID_X = np.tile(_GRID, PATCH_SIDE)
+_GRID_Y = np.repeat(_GRID, PATCH_SIDE)
 
 
 def _empty_candidates() -> Candidates:

@@ -38,16 +38,43 @@ class FeatureBins:
 
 
 @dataclass(frozen=True)
+class LinearFeature:
+    """A derived feature: `bias + sum(coefs[i] * features[inputs[i]])` (e.g. a learned filter over patch samples).
+
+    It is then binned like any measured feature, so the model stays additive in what it looks at.
+    """
+
+    name: str
+    bias: float
+    inputs: tuple[str, ...]
+    coefs: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.inputs) != len(self.coefs):
+            raise ValueError(f"linear feature {self.name}: need one coefficient per input")
+
+    def evaluate(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        x = np.stack([np.asarray(features[n], dtype=np.float64) for n in self.inputs], axis=1)
+        return x @ np.asarray(self.coefs) + self.bias
+
+
+@dataclass(frozen=True)
 class ScoreModel:
-    """score = 1 / (1 + exp(-(bias + sum of per-feature bin values)))."""
+    """score = 1 / (1 + exp(-(bias + sum of per-feature bin values))); derived linear features first."""
 
     bias: float
     features: tuple[FeatureBins, ...]
     #: Where the model came from (data set, split), for reports.
     source: str = ""
+    #: Linear combinations of measured features, computed before binning (their names may be binned).
+    derived: tuple[LinearFeature, ...] = ()
 
     def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
         n = next(iter(features.values())).size if features else 0
+        if self.derived:
+            features = dict(features)
+            for d in self.derived:
+                features[d.name] = d.evaluate(features) if n else np.zeros(0)
         z = np.full(n, self.bias, dtype=np.float64)
         for f in self.features:
             z += np.asarray(f.values)[np.searchsorted(np.asarray(f.edges), features[f.name])]
@@ -55,20 +82,49 @@ class ScoreModel:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.features)
+        """The measured features the model needs (inputs of derived features included, derived names not)."""
+        derived = {d.name for d in self.derived}
+        out = [f.name for f in self.features if f.name not in derived]
+        for d in self.derived:
+            out.extend(n for n in d.inputs if n not in out)
+        return tuple(dict.fromkeys(out))
+
+    def as_dict(self) -> dict:
+        return {"bias": self.bias, "source": self.source,
+                "derived": [{"name": d.name, "bias": d.bias, "inputs": list(d.inputs), "coefs": list(d.coefs)}
+                            for d in self.derived],
+                "features": [{"name": f.name, "edges": list(f.edges), "values": list(f.values)}
+                             for f in self.features]}
 
     def to_json(self) -> str:
-        return json.dumps({"bias": self.bias, "source": self.source, "features": [
-            {"name": f.name, "edges": list(f.edges), "values": list(f.values)} for f in self.features]}, indent=1)
+        return json.dumps(self.as_dict(), indent=1)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ScoreModel:
+        return cls(float(d["bias"]), tuple(FeatureBins(f["name"], tuple(f["edges"]), tuple(f["values"]))
+                                           for f in d["features"]), d.get("source", ""),
+                   tuple(LinearFeature(x["name"], float(x["bias"]), tuple(x["inputs"]), tuple(x["coefs"]))
+                         for x in d.get("derived", ())))
 
     @classmethod
     def from_json(cls, text: str) -> ScoreModel:
-        d = json.loads(text)
-        return cls(float(d["bias"]), tuple(FeatureBins(f["name"], tuple(f["edges"]), tuple(f["values"]))
-                                           for f in d["features"]), d.get("source", ""))
+        return cls.from_dict(json.loads(text))
 
 
-@lru_cache(maxsize=1)
-def bundled_model() -> ScoreModel:
-    """The model fitted on HIT-UAV train (read once; immutable)."""
-    return ScoreModel.from_json(BUNDLED.read_text())
+#: Which model to use: "any" when the light is unknown, or one fitted on daytime / night-time frames only
+#: (a real deployment knows the light from the clock; HIT-UAV's file names carry it).
+LIGHTS = ("any", "day", "night")
+
+
+@lru_cache(maxsize=4)
+def bundled_model(light: str = "any") -> ScoreModel:
+    """The model fitted on HIT-UAV train for this light (read once; immutable).
+
+    The bundled file holds either one model (used for every light) or {"any": ..., "day": ..., "night": ...}.
+    """
+    if light not in LIGHTS:
+        raise ValueError(f"light must be one of {LIGHTS}, got {light!r}")
+    d = json.loads(BUNDLED.read_text())
+    if "bias" in d:
+        return ScoreModel.from_dict(d)
+    return ScoreModel.from_dict(d[light] if light in d else d["any"])

@@ -60,6 +60,8 @@ class SearchResult:
     area_km2: float = 0.0
     covered_share: float = 0.0
     searched_km2: float = 0.0
+    #: Search area the thermal camera covered (inside the search disc), km².
+    covered_km2: float = 0.0
     frames: int = 0
     sim_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -128,7 +130,10 @@ def footprint(lat: float, lon: float, alt_m: float, heading_deg: float, origin: 
 class SearchWorld:
     """Runs one scenario; `run()` returns its scored result."""
 
-    def __init__(self, scenario: Scenario, speedup: float = 6.0, fps: float = 8.0, timeout_s: float = 600.0) -> None:
+    def __init__(
+        self, scenario: Scenario, speedup: float = 6.0, fps: float = 8.0, timeout_s: float = 600.0, gps_noise_m: float = 2.0
+    ) -> None:
+        self.gps_noise_m = gps_noise_m
         self.scenario = scenario
         self.speedup = speedup
         self.fps = fps
@@ -149,6 +154,8 @@ class SearchWorld:
                 roster_specs(cfg / "stations.json", cfg / "drone_models.yaml", n, warm=True), speedup=self.speedup, base_port=base
             )
             await sim.start()
+            for spec in sim.specs:  # the positions the drones report carry GPS noise, as real ones do
+                sim.set_position_noise(spec.instance, self.gps_noise_m)
             settings = Settings(
                 database_url=f"sqlite:///{tmp_path / 'search.sqlite3'}", config_dir=cfg, var_dir=tmp_path / "var",
                 fleet="external", fleet_drones=n,
@@ -251,7 +258,7 @@ class SearchWorld:
         searched_km2 = unary_union(self.footprints).area / 1e6 if self.footprints else 0.0
         result = SearchResult(
             scenario=sc.name, drones=sc.drones, found=first_true is not None, time_to_first_true_s=first_true,
-            area_km2=round(disc.area / 1e6, 3), covered_share=round(covered / disc.area, 3),
+            area_km2=round(disc.area / 1e6, 3), covered_share=round(covered / disc.area, 3), covered_km2=round(covered / 1e6, 3),
             searched_km2=round(searched_km2, 3), frames=self.frames, sim_seconds=round(sim_s, 1),
             wall_seconds=round(wall_s, 1), completed=completed,
         )

@@ -7,6 +7,7 @@ reverse, so tests and the CLI start the same thing.
 from __future__ import annotations
 
 import gc
+import sys
 import json
 import logging
 import os
@@ -28,6 +29,8 @@ from controller.hotspots.service import HotspotService
 from controller.video.service import VideoService
 
 log = logging.getLogger(__name__)
+
+SWITCH_INTERVAL_S = 0.001
 
 
 def _stop_process(message: str) -> None:
@@ -145,6 +148,9 @@ class Runtime:
         # becomes ~1 ms (measured with 140 drone links).
         gc.collect()
         gc.freeze()
+        # Worker threads (database writer, video decoders, detector) hold the GIL for up to the switch interval
+        # at a time; 1 ms instead of 5 ms lets the event loop back in sooner (measured: loop-lag p99).
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     async def stop(self) -> None:
         if self.hotspots is not None:

@@ -14,6 +14,8 @@ EKF_STATUS_REPORT with the position flags set and constant-position mode clear
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import asyncio
 import logging
 import os
@@ -21,7 +23,7 @@ import shutil
 import signal
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
@@ -46,6 +48,8 @@ class SitlVehicle:
     alt_m: float = 10.0
     heading_deg: float = 0.0
     sysid: int | None = None
+    #: Parameters this vehicle differs in from the defaults file (e.g. its model's battery capacity and speeds).
+    params: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -91,8 +95,14 @@ class ArduPilotFleet:
         self.processes: dict[int, asyncio.subprocess.Process] = {}
 
     def command(self, v: SitlVehicle) -> list[str]:
+        defaults = str(self.defaults)
+        if v.params:  # a second defaults file in the instance's directory (ArduPilot takes a comma-separated list)
+            extra = self.workdir / f"instance-{v.instance}" / "dronefleet.parm"
+            extra.parent.mkdir(parents=True, exist_ok=True)
+            extra.write_text("".join(f"{name} {value:g}\n" for name, value in sorted(v.params.items())))
+            defaults = f"{defaults},{extra}"
         return [
-            str(self.binary), "--model", "+", "--speedup", f"{self.speedup:g}", "--defaults", str(self.defaults),
+            str(self.binary), "--model", "+", "--speedup", f"{self.speedup:g}", "--defaults", defaults,
             "-I", str(v.instance), "--home", f"{v.lat},{v.lon},{v.alt_m},{v.heading_deg}", "-w",
             "--sysid", str(v.system_id), "--serial0", "tcp:0",
         ]

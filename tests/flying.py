@@ -86,8 +86,14 @@ async def flying_world(tmp_path: Path, backend: str = "sim", drones: int = DRONE
 
         try:
             c = load_config(cfg)
-            roster = [s for s in c.stations for _ in s.drones][:drones]
-            ardupilot = ArduPilotFleet([SitlVehicle(n, s.lat, s.lon, s.elevation_m) for n, s in enumerate(roster)], speedup=speedup)
+            from sitl.roster import model_overrides
+
+            roster = [(s, d) for s in c.stations for d in s.drones][:drones]
+            vehicles = [
+                SitlVehicle(n, s.lat, s.lon, s.elevation_m, params=model_overrides(d.model, c.drone_models[d.model].model_dump(), "models")[0])
+                for n, (s, d) in enumerate(roster)
+            ]
+            ardupilot = ArduPilotFleet(vehicles, speedup=speedup)
         except SitlUnavailable as exc:
             pytest.skip(str(exc))
         await ardupilot.start()

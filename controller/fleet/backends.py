@@ -93,8 +93,17 @@ class ArduPilotBackend:
     def __init__(self, config: FleetConfig, drones: int, speedup: float) -> None:
         from sitl.ardupilot_harness import ArduPilotFleet, SitlVehicle
 
+        from sitl.roster import model_overrides
+
         roster = [(s, d) for s in config.stations for d in s.drones][:drones]
-        vehicles = [SitlVehicle(n, s.lat, s.lon, s.elevation_m) for n, (s, _d) in enumerate(roster)]
+        # each instance gets its drone model's battery capacity and speeds, as the built-in simulator does
+        vehicles = [
+            SitlVehicle(
+                n, s.lat, s.lon, s.elevation_m,
+                params=model_overrides(d.model, config.drone_models[d.model].model_dump(), "drone_models.yaml")[0],
+            )
+            for n, (s, d) in enumerate(roster)
+        ]
         self.fleet = ArduPilotFleet(vehicles, speedup=speedup)
 
     async def start(self) -> None:

@@ -217,6 +217,9 @@ class SearchPolicy(Frozen):
     thermal_span_c: tuple[float, float] | None = (-10.0, 40.0)
     #: Warmest-point temperature below which a blob is not a person (skin/clothing at night; sun-warmed rocks are cooler).
     body_min_c: float = Field(default=20.0, ge=0, le=40)
+    #: Detector classes raised to the teams. A confirmed hotspot of another class (a sun-warmed rock, a car's
+    #: bonnet) stays a track and is raised if later sightings make it person-like.
+    report_kinds: list[Literal["person", "vehicle", "other"]] = Field(default_factory=lambda: ["person"], min_length=1)
 
     @field_validator("cot_endpoints")
     @classmethod

@@ -65,12 +65,20 @@ class VisionPipeline:
                 merge_radius_m=policy.merge_radius_m,
             )
         )
+        self.report_kinds = frozenset(policy.report_kinds)
         self._lock = threading.Lock()
         self._bound: dict[Any, str] = {}  # tracker hotspot id -> published hotspot id
+        self._reported: set[Any] = set()  # tracker hotspot ids handed out by `process`
         self.detections = 0
+        #: Confirmed tracks held back because their class is not reported (rocks, cars), by class.
+        self.held_back: dict[str, int] = {}
 
     def process(self, source: str, t: float, gray: np.ndarray, pose: PoseSample) -> list[Any]:
-        """Detect in one frame and feed the tracker; returns hotspots confirmed by this frame."""
+        """Detect in one frame and feed the tracker; returns hotspots to raise, each once.
+
+        A hotspot is raised when it is confirmed and its class (the tracker's majority over its sightings) is one
+        the policy reports; one confirmed as another class is raised later if its sightings turn person-like.
+        """
         frame: np.ndarray = gray
         if self.span is not None:  # fixed-span stream: grey levels are temperatures
             lo, hi = self.span
@@ -78,7 +86,12 @@ class VisionPipeline:
         detections = self.detector.detect(frame, self.model, vision_pose(pose, self.camera))
         with self._lock:
             self.detections += len(detections)
-            return self.tracker.update(source, t, detections)
+            for h in self.tracker.update(source, t, detections):
+                if h.kind not in self.report_kinds:
+                    self.held_back[h.kind] = self.held_back.get(h.kind, 0) + 1
+            raise_now = [h for h in self.tracker.hotspots if h.id not in self._reported and h.kind in self.report_kinds]
+            self._reported.update(h.id for h in raise_now)
+            return raise_now
 
     def bind(self, hotspot: Any, record_id: str) -> None:
         with self._lock:

@@ -8,10 +8,10 @@ kept with their wall-clock arrival times and interpolated at the capture time.
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
 
 #: Samples kept per drone: at 4–10 Hz, tens of seconds of history.
 HISTORY = 400
@@ -52,40 +52,83 @@ def interpolate(a: PoseSample, b: PoseSample, t: float) -> PoseSample:
     )
 
 
+class _Ring:
+    """One drone's samples in a fixed numpy array (oldest overwritten): no Python object per sample.
+
+    140 drones at 4–10 Hz would otherwise keep ~56,000 small objects alive, and every full
+    garbage collection would walk them all on the event loop (tens of milliseconds of lag).
+    """
+
+    __slots__ = ("data", "count", "head")
+
+    def __init__(self, size: int) -> None:
+        self.data = np.empty((size, len(_FIELDS)), dtype=np.float64)
+        self.count = 0
+        self.head = 0  # next row to write
+
+    def append(self, row: tuple[float, ...]) -> None:
+        self.data[self.head] = row
+        self.head = (self.head + 1) % self.data.shape[0]
+        self.count = min(self.count + 1, self.data.shape[0])
+
+    def ordered(self) -> np.ndarray:
+        """Rows oldest first."""
+        if self.count < self.data.shape[0]:
+            return self.data[: self.count]
+        return np.roll(self.data, -self.head, axis=0)
+
+    def last(self) -> np.ndarray:
+        return self.data[(self.head - 1) % self.data.shape[0]]
+
+    def first(self) -> np.ndarray:
+        return self.data[0] if self.count < self.data.shape[0] else self.data[self.head]
+
+
+_FIELDS = ("t", "lat", "lon", "alt_amsl_m", "alt_rel_m", "heading_deg", "roll_deg", "pitch_deg")
+
+
+def _sample(row: np.ndarray) -> PoseSample:
+    return PoseSample(*(float(v) for v in row))
+
+
 class PoseHistory:
     """Per-drone ring of pose samples in arrival order."""
 
     def __init__(self, size: int = HISTORY) -> None:
+        if size < 1:
+            raise ValueError("PoseHistory size must be >= 1")
         self._size = size
-        self._samples: dict[str, deque[PoseSample]] = {}
+        self._rings: dict[str, _Ring] = {}
 
     def add(self, drone_id: str, sample: PoseSample) -> None:
-        ring = self._samples.get(drone_id)
+        ring = self._rings.get(drone_id)
         if ring is None:
-            ring = self._samples[drone_id] = deque(maxlen=self._size)
-        if ring and sample.t <= ring[-1].t:
+            ring = self._rings[drone_id] = _Ring(self._size)
+        if ring.count and sample.t <= ring.last()[0]:
             return  # out of order or duplicate: keep the history monotonic
-        ring.append(sample)
+        ring.append((sample.t, sample.lat, sample.lon, sample.alt_amsl_m, sample.alt_rel_m, sample.heading_deg,
+                     sample.roll_deg, sample.pitch_deg))
 
     def latest(self, drone_id: str) -> PoseSample | None:
-        ring = self._samples.get(drone_id)
-        return ring[-1] if ring else None
+        ring = self._rings.get(drone_id)
+        return _sample(ring.last()) if ring and ring.count else None
 
     def at(self, drone_id: str, t: float) -> PoseSample | None:
         """The pose at wall-clock time t, or None if the history does not cover it."""
-        ring = self._samples.get(drone_id)
-        if not ring:
+        ring = self._rings.get(drone_id)
+        if not ring or not ring.count:
             return None
-        if t >= ring[-1].t:
-            return ring[-1] if t - ring[-1].t <= MAX_EXTRAPOLATION_S else None
-        if t <= ring[0].t:
-            return ring[0] if ring[0].t - t <= MAX_EXTRAPOLATION_S else None
-        times = [s.t for s in ring]
-        i = bisect.bisect_right(times, t)
-        return interpolate(ring[i - 1], ring[i], t)
+        last, first = ring.last(), ring.first()
+        if t >= last[0]:
+            return _sample(last) if t - last[0] <= MAX_EXTRAPOLATION_S else None
+        if t <= first[0]:
+            return _sample(first) if first[0] - t <= MAX_EXTRAPOLATION_S else None
+        rows = ring.ordered()
+        i = int(np.searchsorted(rows[:, 0], t, side="right"))
+        return interpolate(_sample(rows[i - 1]), _sample(rows[i]), t)
 
     def forget(self, drone_id: str) -> None:
-        self._samples.pop(drone_id, None)
+        self._rings.pop(drone_id, None)
 
 
 def finite(*values: float | None) -> bool:

@@ -30,3 +30,18 @@ def test_refuses_times_it_does_not_cover_and_keeps_order() -> None:
     assert h.at("d", 1.4) is None  # dropped from the ring, and more than 0.5 s before the oldest kept
     assert h.at("d", 4.3) is not None and h.at("d", 5.0) is None
     assert h.at("d", 3.5).lat == pytest.approx(32.00035)
+
+
+def test_history_keeps_no_python_object_per_sample() -> None:
+    """140 drones' history must not give the cyclic garbage collector tens of thousands of objects to walk."""
+    import gc
+
+    h = PoseHistory(size=400)
+    h.add("d", sample(0.0, 32.0))
+    gc.collect()
+    before = len(gc.get_objects())
+    for k in range(1, 2000):
+        h.add("d", sample(k * 0.1, 32.0 + k * 1e-6))
+    gc.collect()
+    assert len(gc.get_objects()) - before < 20
+    assert h.at("d", 199.85).lat == pytest.approx(32.0 + 1998.5e-6)

@@ -327,9 +327,19 @@ class HotspotService:
             "frames_detected": self.frames_detected,
             "frames_without_pose": self.frames_without_pose,
             "hotspots": len(self.records),
+            # confirmed tracks of classes the policy does not report (rocks, cars), summed over searches
+            "held_back": _sum_counts(p.held_back_counts() for p in list(self.pipelines.values())),
             "cot_sent": self.cot.sent,
             "cot_failed": self.cot.failed,
         }
+
+
+def _sum_counts(counts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return total
 
 
 def _row(rec: HotspotRecord) -> dict[str, Any]:

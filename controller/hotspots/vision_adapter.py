@@ -93,6 +93,10 @@ class VisionPipeline:
             self._reported.update(h.id for h in raise_now)
             return raise_now
 
+    def held_back_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.held_back)
+
     def bind(self, hotspot: Any, record_id: str) -> None:
         with self._lock:
             self._bound[hotspot.id] = record_id

@@ -24,7 +24,7 @@ from controller.auth import Principal, Role
 from controller.config import FleetConfig
 from controller.config.models import Station
 from controller.dispatch import Assignment, Decision, Dispatcher, DroneCandidate, IncidentRequest
-from controller.dispatch.nearest_eta import AVAILABLE
+from controller.dispatch.base import AVAILABLE
 from controller.domain.entities import CallerReport, Drone, Incident, Mission
 from controller.domain.errors import Conflict, Forbidden, NotFound
 from controller.search.planner import end_of

@@ -16,6 +16,10 @@ from controller.config.models import DroneModel
 from controller.domain.states import DroneState
 
 
+#: Drone states from which a drone can take a new incident (in the air it can only be preempted).
+AVAILABLE = frozenset({DroneState.STANDBY, DroneState.CHARGING, DroneState.LANDED})
+
+
 @dataclass(frozen=True, slots=True)
 class DroneCandidate:
     id: str
@@ -100,3 +104,16 @@ class Dispatcher(ABC):
         those that none of the freed drones could serve (they would be decided as
         before). Incidents in `must` are always decided.
         """
+
+
+def unavailable_reason(drone: DroneCandidate) -> str | None:
+    """Why a drone cannot take any new incident right now, or None (the same rule for every dispatcher)."""
+    if drone.state is DroneState.MAINTENANCE:
+        return "in maintenance"
+    if drone.state is DroneState.LOST_LINK:
+        return "link lost"
+    if drone.state not in AVAILABLE:
+        return f"busy ({drone.state.value})"
+    if not drone.pilot_on_duty:
+        return "no pilot on duty"
+    return None

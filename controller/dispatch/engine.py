@@ -28,7 +28,15 @@ from shapely.geometry import Polygon
 
 from controller.config.models import DispatchPolicy, DroneModel
 from controller.dispatch.assignment import assign_slots, unserved_costs
-from controller.dispatch.base import Assignment, Decision, Dispatcher, DroneCandidate, IncidentRequest
+from controller.dispatch.base import (
+    AVAILABLE,
+    Assignment,
+    Decision,
+    Dispatcher,
+    DroneCandidate,
+    IncidentRequest,
+    unavailable_reason,
+)
 from controller.dispatch.flight import launch_delay_s, vertical_legs_s, wind_vector
 from controller.dispatch.routing import NoFlyRouter
 from controller.domain.states import DroneState
@@ -36,7 +44,6 @@ from controller.domain.states import DroneState
 if TYPE_CHECKING:
     from controller.config import FleetConfig
 
-AVAILABLE = frozenset({DroneState.STANDBY, DroneState.CHARGING, DroneState.LANDED})
 IN_FLIGHT_ON_MISSION = frozenset({DroneState.ENROUTE, DroneState.ON_SCENE})
 REASONS_KEPT = 8
 _STATES = tuple(DroneState)
@@ -124,15 +131,10 @@ class PairCheck:
 
 
 def static_reason(drone: DroneCandidate, wind_ms: float) -> str | None:
-    """Why a drone cannot take any new incident right now, or None."""
-    if drone.state is DroneState.MAINTENANCE:
-        return "in maintenance"
-    if drone.state is DroneState.LOST_LINK:
-        return "link lost"
-    if drone.state not in AVAILABLE:
-        return f"busy ({drone.state.value})"
-    if not drone.pilot_on_duty:
-        return "no pilot on duty"
+    """Why a drone cannot take any new incident right now, or None: the shared rule, then this engine's wind limit."""
+    reason = unavailable_reason(drone)
+    if reason is not None:
+        return reason
     if wind_ms > drone.model.max_wind_ms:
         return f"wind {wind_ms:.0f} m/s above the model's {drone.model.max_wind_ms:.0f} m/s limit"
     return None
@@ -456,7 +458,7 @@ class DispatchEngine(Dispatcher):
         freed: frozenset[str] | None = None,
         must: frozenset[str] = frozenset(),
     ) -> list[Decision]:
-        policy, eng = self._policy, self._policy.engine
+        eng = self._policy.engine
         if freed is not None:
             rest = [inc for inc in incidents if inc.id not in must]
             incidents = [inc for inc in incidents if inc.id in must] + self._could_use(rest, drones, freed)

@@ -9,17 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.config.models import DispatchPolicy
-from controller.domain.states import DroneState
-
-
-def launch_delay_s(policy: DispatchPolicy, state: DroneState) -> float:
-    delays = policy.launch_delay_s
-    if state is DroneState.CHARGING:
-        return delays.charging
-    if state is DroneState.LANDED:
-        return delays.landed
-    return delays.standby
 
 
 def time_to_scene_s(

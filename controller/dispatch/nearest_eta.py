@@ -17,11 +17,17 @@ from datetime import datetime
 import numpy as np
 
 from controller.config.models import DispatchPolicy
-from controller.dispatch.base import Assignment, Decision, Dispatcher, DroneCandidate, IncidentRequest
-from controller.dispatch.eta import battery_needed_pct, launch_delay_s, time_to_scene_s
-from controller.domain.states import DroneState
+from controller.dispatch.base import (
+    Assignment,
+    Decision,
+    Dispatcher,
+    DroneCandidate,
+    IncidentRequest,
+    unavailable_reason,
+)
+from controller.dispatch.eta import battery_needed_pct, time_to_scene_s
+from controller.dispatch.flight import launch_delay_s
 
-AVAILABLE = frozenset({DroneState.STANDBY, DroneState.CHARGING, DroneState.LANDED})
 #: How many of the nearest ruled-out drones keep their individual reason in a decision.
 REASONS_KEPT = 8
 
@@ -29,19 +35,6 @@ R_EXCLUDED = "declined or expired for this incident"
 R_BATTERY = "battery"
 R_TAKEN = "offered to a more urgent incident"
 R_SLOWER = "slower than the chosen drone"
-
-
-def unavailable_reason(drone: DroneCandidate) -> str | None:
-    """Why a drone cannot take any new incident right now, or None."""
-    if drone.state is DroneState.MAINTENANCE:
-        return "in maintenance"
-    if drone.state is DroneState.LOST_LINK:
-        return "link lost"
-    if drone.state not in AVAILABLE:
-        return f"busy ({drone.state.value})"
-    if not drone.pilot_on_duty:
-        return "no pilot on duty"
-    return None
 
 
 class NearestEtaDispatcher(Dispatcher):

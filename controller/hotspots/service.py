@@ -36,6 +36,7 @@ from controller.hotspots.feed_decoder import FeedDecoder
 from controller.hotspots.pose_history import PoseHistory, PoseSample
 from controller.hotspots.records import HotspotRecord, HotspotStatus
 from controller.store import schema
+from controller.store.rows import hotspot_from_row, hotspot_row
 
 if TYPE_CHECKING:  # the vision library (OpenCV) loads only when a search needs it
     from controller.hotspots.vision_adapter import SearchCamera, VisionPipeline
@@ -280,7 +281,7 @@ class HotspotService:
         await self.center.record(
             event_type,
             rec.view(),
-            [(schema.hotspots, _row(rec))],
+            [hotspot_row(rec)],
             incident_id=rec.incident_id,
             category=SEARCH_CATEGORY,
         )
@@ -342,36 +343,6 @@ def _sum_counts(counts: Any) -> dict[str, int]:
     return total
 
 
-def _row(rec: HotspotRecord) -> dict[str, Any]:
-    return {
-        "id": rec.id,
-        "incident_id": rec.incident_id,
-        "lat": rec.lat,
-        "lon": rec.lon,
-        "error_m": rec.error_m,
-        "kind": rec.kind,
-        "score": rec.score,
-        "hits": rec.hits,
-        "first_seen": rec.first_seen,
-        "last_seen": rec.last_seen,
-        "drones": list(rec.drones),
-        "status": rec.status.value,
-        "status_by": rec.status_by,
-        "status_at": rec.status_at,
-        "thumbnail_png": rec.thumbnail_png,
-    }
-
-
 def _load_hotspots(conn: Any) -> list[HotspotRecord]:
-    out = []
-    for r in conn.execute(select(schema.hotspots)).mappings():
-        out.append(
-            HotspotRecord(
-                id=r["id"], incident_id=r["incident_id"], lat=r["lat"], lon=r["lon"], error_m=r["error_m"],
-                kind=r["kind"], score=r["score"], hits=r["hits"], first_seen=r["first_seen"], last_seen=r["last_seen"],
-                drones=list(r["drones"]), status=HotspotStatus(r["status"]), status_by=r["status_by"],
-                status_at=r["status_at"], thumbnail_png=r["thumbnail_png"],
-            )
-        )
-    return out
+    return [hotspot_from_row(r) for r in conn.execute(select(schema.hotspots))]
 

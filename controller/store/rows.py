@@ -10,6 +10,7 @@ from controller.domain.entities import CallerReport, Drone, Incident, Mission
 from controller.domain.state_machine import Transition
 from controller.domain.states import DroneState, IncidentStatus, MissionState
 from controller.events import Event
+from controller.hotspots.records import HotspotRecord, HotspotStatus
 from controller.store import schema
 
 
@@ -109,6 +110,26 @@ def event_row(e: Event) -> tuple[Table, dict[str, Any]]:
     }
 
 
+def hotspot_row(rec: HotspotRecord) -> tuple[Table, dict[str, Any]]:
+    return schema.hotspots, {
+        "id": rec.id,
+        "incident_id": rec.incident_id,
+        "lat": rec.lat,
+        "lon": rec.lon,
+        "error_m": rec.error_m,
+        "kind": rec.kind,
+        "score": rec.score,
+        "hits": rec.hits,
+        "first_seen": rec.first_seen,
+        "last_seen": rec.last_seen,
+        "drones": list(rec.drones),
+        "status": rec.status.value,
+        "status_by": rec.status_by,
+        "status_at": rec.status_at,
+        "thumbnail_png": rec.thumbnail_png,
+    }
+
+
 def incident_from_row(row: Any) -> Incident:
     inc = Incident.new(
         row.id,
@@ -182,4 +203,24 @@ def event_from_row(row: Any) -> Event:
         drone_id=row.drone_id,
         mission_id=row.mission_id,
         category=row.category,
+    )
+
+
+def hotspot_from_row(row: Any) -> HotspotRecord:
+    return HotspotRecord(
+        id=row.id,
+        incident_id=row.incident_id,
+        lat=row.lat,
+        lon=row.lon,
+        error_m=row.error_m,
+        kind=row.kind,
+        score=row.score,
+        hits=row.hits,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        drones=list(row.drones),
+        status=HotspotStatus(row.status),
+        status_by=row.status_by,
+        status_at=row.status_at,
+        thumbnail_png=row.thumbnail_png,
     )

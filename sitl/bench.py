@@ -19,13 +19,14 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
 import psutil
+
+from sitl.fleet import free_base_port
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,22 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement window (wall)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument("--base-port", type=int, default=0, help="TCP port of instance 0 (0: find a free range)")
-
-
-def _free_base_port(count: int) -> int:
-    for base in range(30000, 60000 - 10 * count, 2000):
-        ok = True
-        for n in range(count):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", base + 10 * n))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range for the benchmark")
 
 
 def _client(ports: list[int], rate: int, seconds: float, out: Any) -> None:
@@ -111,8 +96,8 @@ def _client(ports: list[int], rate: int, seconds: float, out: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    base = args.base_port or _free_base_port(args.drones)
-    control = _free_base_port(1) + 5
+    base = args.base_port or free_base_port(args.drones)
+    control = free_base_port(1) + 5
     cmd = [
         sys.executable, "-m", "sitl.cli", "--home", "32.0603,118.7969,10,0", "--drones", str(args.drones),
         "--speedup", f"{args.speedup:g}", "--warm", "--base-port", str(base), "--control-port", str(control), "--log-level", "warning",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,28 @@ from sitl.vehicle import SimCopter
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_PORT = 5760
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a TCP port on `host` can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port(instances: int = 1) -> int:
+    """A base port P with P + 10·N free for N < instances, away from SITL's 5760.. so other simulators may run
+    (a controller on its real fleet, the test suite, another benchmark)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - 10 * instances, 10)
+        if all(port_free(base + 10 * n) for n in range(instances)):
+            return base
+    raise RuntimeError(f"no free range of {instances} ports (10 apart) on 127.0.0.1")
 #: Simulated seconds per physics step.
 STEP_S = 0.05
 #: Wake up at least this often (wall seconds), however fast the simulation runs.

@@ -38,7 +38,7 @@ from controller.domain.states import MissionState
 from controller.runtime import Runtime
 from controller.settings import Settings
 from sitl.camera_render import SEARCH_SPAN_C, CameraPose, Intrinsics, local_xy, render_thermal
-from sitl.fleet import SimFleet
+from sitl.fleet import SimFleet, free_base_port
 from sitl.roster import roster_specs
 from sitl.thermal_scene import Scenario
 
@@ -66,27 +66,6 @@ class SearchResult:
     sim_seconds: float = 0.0
     wall_seconds: float = 0.0
     completed: bool = False
-
-
-def free_base_port(instances: int) -> int:
-    """A base port P with P + 10·N free for every N, away from SITL's 5760.. (a running controller or tests)."""
-    import random
-    import socket
-
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - 10 * instances, 10)
-        ok = True
-        for n in range(instances):
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", base + 10 * n))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range for the simulated drones")
 
 
 def nearest_station_configs(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import socket
 import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -17,26 +15,6 @@ from sitl.fleet import SimFleet, VehicleSpec
 from sitl.vehicle import SimCopter
 
 HOME = (32.0603, 118.7969, 10.0)  # where the transcripts were recorded
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_base_port(instances: int = 1) -> int:
-    """A base port P with P + 10·N free for N < instances, away from SITL's 5760.. so other simulators may run."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - 10 * instances, 10)
-        if all(port_free(base + 10 * n) for n in range(instances)):
-            return base
-    raise RuntimeError("no free port range")
 
 
 def spec(instance: int = 0, **kw: Any) -> VehicleSpec:

@@ -15,7 +15,8 @@ from sitl.control import ControlServer, request
 from sitl.fleet import SimFleet
 from sitl.params import ParamStore
 from sitl.roster import roster_specs
-from tests.sitl.conftest import free_base_port, spec
+from sitl.fleet import free_base_port
+from tests.sitl.conftest import spec
 from tests.support import free_port
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 
 from controller.runtime import Runtime
 from sitl.camera_render import CameraPose, Intrinsics

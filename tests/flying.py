@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -31,6 +31,8 @@ DRONES = 12
 TRANSIT_ALT_M = 40.0
 NOFLY_STATION = 11  # not one of the stations the ten-mission test uses
 
+T = TypeVar("T")
+
 
 @dataclass
 class World:
@@ -44,6 +46,17 @@ class World:
         while not pred():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            await asyncio.sleep(0.05)
+
+    async def eventually(self, read: Callable[[], Awaitable[T]], pred: Callable[[T], Any], timeout: float, what: str) -> T:
+        """Poll an async read (the store, say) until `pred` holds: a state seen in memory is committed a moment later."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await read()
+            if pred(value):
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last read: {value!r}")
             await asyncio.sleep(0.05)
 
 

@@ -113,8 +113,12 @@ async def test_link_lost_in_flight_and_recovered(world: World) -> None:
     w.sim.cut_link(instance, 3.0)
     await w.until(lambda: w.rt.center.drones[m.drone_id].state is DroneState.LOST_LINK, 3.5, "lost link detected within 3 s")
     db = w.rt.db
-    alerts = [e for e in await db.read(lambda c: db.events_after(c, 0)) if e.type == "alert" and e.drone_id == m.drone_id]
-    assert any("link lost" in e.data["text"] for e in alerts)
+
+    async def alerts() -> list[str]:
+        events = await db.read(lambda c: db.events_after(c, 0))
+        return [e.data["text"] for e in events if e.type == "alert" and e.drone_id == m.drone_id]
+
+    await w.eventually(alerts, lambda texts: any("link lost" in t for t in texts), 2, "the link-lost alert in the event log")
     await w.until(lambda: w.rt.center.drones[m.drone_id].state is DroneState.ON_SCENE, 10, "link restored, back on scene")
     assert m.state is MissionState.ON_SCENE
     assert w.sim.vehicle(instance).flying  # a 3 s cut is shorter than the GCS failsafe: it stayed on station
@@ -131,7 +135,7 @@ async def test_battery_low_on_scene_returns_and_is_replaced(world: World) -> Non
     capacity = w.sim.vehicle(instance).params["BATT_CAPACITY"]
     w.sim.set_battery_used(instance, capacity * 0.76)  # 24 % left: the return home needs more than the reserve allows
     await w.until(lambda: m.state is MissionState.RETURNING, 20, "returning for battery")
-    assert "battery reserve" in (await steps(w, m.id))
+    await w.eventually(lambda: steps(w, m.id), lambda s: "battery reserve" in s, 2, "the battery-reserve step in the timeline")
     await w.until(lambda: len([x for x in w.rt.center.incident_missions(inc.id) if x.state is MissionState.OFFERED]) == 1, 10, "replacement offered")
     await w.until(lambda: m.state is MissionState.COMPLETED, 120, "landed")
     assert w.rt.center.drones[m.drone_id].state is DroneState.CHARGING

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 #: Directions of the radial profiles (every 22.5 degrees).
 N_DIRECTIONS = 16
@@ -134,21 +135,28 @@ def suppress_duplicates(ys: np.ndarray, xs: np.ndarray, half_width: np.ndarray,
     keep = np.ones(n, dtype=bool)
     if n < 2:
         return keep
-    xf, yf = xs.astype(np.float32), ys.astype(np.float32)
-    d = xf[None, :] - xf[:, None]
-    d *= d
-    d *= (1.0 / np.square(half_width, dtype=np.float32))[:, None]
-    dy = yf[None, :] - yf[:, None]
-    dy *= dy
-    dy *= (1.0 / np.square(half_height, dtype=np.float32))[:, None]
-    d += dy
+    # Candidate pairs from a k-d tree (no ellipse reaches beyond its largest half-axis), then the exact ellipse
+    # test on those pairs only: with a low threshold a frame has hundreds of peaks, and an N x N matrix costs ms.
+    reach = float(max(np.max(half_width), np.max(half_height)))
+    pairs = cKDTree(np.c_[xs, ys].astype(np.float64)).query_pairs(reach, output_type="ndarray")
+    if pairs.size == 0:
+        return keep
+    i, j = pairs[:, 0], pairs[:, 1]  # i < j: i is the stronger peak
+    dx = (xs[j] - xs[i]).astype(np.float32)
+    dy = (ys[j] - ys[i]).astype(np.float32)
+    d = dx * dx * (1.0 / np.square(half_width, dtype=np.float32))[i]
+    d += dy * dy * (1.0 / np.square(half_height, dtype=np.float32))[i]
     inside = d < 1.0
-    # Only a peak with another peak in its ellipse can suppress anything; most candidates have none.
-    for i in np.flatnonzero(np.count_nonzero(inside, axis=1) > 1):
-        if keep[i]:
-            row = inside[i]
-            row[: i + 1] = False  # a peak only suppresses weaker ones
-            keep &= ~row
+    i, j = i[inside], j[inside]
+    if i.size == 0:
+        return keep
+    order = np.argsort(i, kind="stable")
+    i, j = i[order], j[order]
+    starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+    ends = np.r_[starts[1:], i.size]
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        if keep[i[a]]:  # a suppressed peak suppresses nothing
+            keep[j[a:b]] = False
     return keep
 
 

@@ -1,30 +1,54 @@
-"""Fit the detector's score weights on labelled frames (a training split, never the one reported).
+"""Fit the detector's person score on labelled frames (a training split, never the one reported).
 
-The score is an additive logistic model (`vision.score_model`) over the
-candidate features the detector already measures (`detector.FEATURE_NAMES`):
-each candidate peak is labelled positive when it lies inside a person box;
-each feature is cut into quantile bins and the one-hot bins are fitted by
-L2-regularised Newton iterations (IRLS).
+Each candidate peak the detector finds is labelled positive when it lies in a
+person box; scikit-learn's HistGradientBoostingClassifier is fitted on the
+candidates' features (`detector.FEATURE_NAMES`), one model per light (any,
+day, night), and stored as plain arrays (`vision.tree_model`).
+
+Two numbers are set on held-out frames of the same split (two-fold, by frame):
+- the bias, so that `DetectorParams.min_score` is the threshold with the best
+  recall at the target precision. The day and night models share one
+  threshold (set on their pooled held-out scores): a false alarm costs the
+  same by day and by night, so both work at the same marginal precision;
+- the cascade floor: the first-stage sum below which a candidate skips the
+  remaining trees, set so that almost no person kept at that threshold is lost.
 
     python -m vision.tuning --images TRAIN_DIR --annotations TRAIN_JSON --write
+
+scikit-learn is a development dependency: only fitting needs it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from vision.camera import CameraIntrinsics
 from vision.detector import FEATURE_NAMES, DetectorParams, ThermalDetector
 from vision.evaluation import Accumulator, LabelledBox, match_frame
-from vision.pose import CameraPose
-import json
+from vision.tree_model import BUNDLED_TREES, TreeEnsemble, from_sklearn, save_named
 
-from vision.score_model import BUNDLED, FeatureBins, LinearFeature, ScoreModel
+#: Trees in the cascade's first stage, and the share of kept persons it may lose.
+STAGE_TREES = 40
+STAGE_LOSS = 0.005
+#: Boosting settings (measured on two-fold train: more trees or leaves gained nothing).
+BOOSTING = {"max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 31, "l2_regularization": 1.0}
+
+
+@dataclass(frozen=True)
+class LabelledFrame:
+    """One frame's candidates: features (N, F), labels (N,), peak positions (N, 2) and the frame's boxes."""
+
+    x: np.ndarray
+    y: np.ndarray
+    centres: np.ndarray
+    boxes: tuple[LabelledBox, ...]
+    night: bool
 
 
 def label_peaks(xs: np.ndarray, ys: np.ndarray, boxes: Sequence[LabelledBox], target: str = "Person") -> np.ndarray:
@@ -36,96 +60,12 @@ def label_peaks(xs: np.ndarray, ys: np.ndarray, boxes: Sequence[LabelledBox], ta
     return y
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 30) -> tuple[np.ndarray, float]:
-    """(coefficients, bias) of an L2-regularised logistic regression, in the units of `x`."""
-    mu = x.mean(axis=0)
-    sd = x.std(axis=0)
-    sd[sd < 1e-9] = 1.0
-    z = (x - mu) / sd
-    a = np.hstack([z, np.ones((z.shape[0], 1))])
-    w = np.zeros(a.shape[1])
-    reg = np.full(a.shape[1], l2)
-    reg[-1] = 0.0  # the bias is not shrunk
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a @ w, -30, 30)))
-        grad = a.T @ (p - y) + reg * w
-        hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(reg + 1e-9)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    coef = w[:-1] / sd
-    bias = float(w[-1] - np.sum(w[:-1] * mu / sd))
-    return coef, bias
+def fit_trees(x: np.ndarray, y: np.ndarray, names: Sequence[str], source: str = "", seed: int = 0) -> TreeEnsemble:
+    """Boosted trees on candidate features (the import is here: the detector itself never needs scikit-learn)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
-
-def fit_binned(x: np.ndarray, y: np.ndarray, names: Sequence[str], bins: int = 16, l2: float = 10.0,
-               source: str = "") -> ScoreModel:
-    """An additive logistic model: each feature cut at `bins`-quantiles, one-hot, L2 logistic regression."""
-    edges = [np.unique(np.quantile(x[:, j], np.linspace(0, 1, bins + 1)[1:-1])) for j in range(x.shape[1])]
-    cols = []
-    for j, e in enumerate(edges):
-        oh = np.zeros((x.shape[0], e.size + 1))
-        oh[np.arange(x.shape[0]), np.searchsorted(e, x[:, j])] = 1.0
-        cols.append(oh)
-    coef, bias = fit_logistic(np.hstack(cols), y, l2)
-    feats, k = [], 0
-    for name, e in zip(names, edges):
-        vals = coef[k:k + e.size + 1]
-        k += e.size + 1
-        feats.append(FeatureBins(name, tuple(round(float(v), 6) for v in e), tuple(round(float(v), 5) for v in vals)))
-    return ScoreModel(round(bias, 5), tuple(feats), source)
-
-
-def collect(frames: Iterable[tuple[np.ndarray, CameraPose | None, Sequence[LabelledBox]]], camera: CameraIntrinsics,
-            detector: ThermalDetector, names: Sequence[str] = FEATURE_NAMES) -> tuple[np.ndarray, np.ndarray]:
-    """Feature matrix (N, len(names)) and labels of every candidate in the frames."""
-    xs, ys = [], []
-    for img, pose, boxes in frames:
-        signal, mode = detector.signal(img, camera)
-        c = detector.candidates(signal, mode, camera, pose)
-        if not len(c):
-            continue
-        xs.append(np.stack([c.features[n] for n in names], axis=1))
-        ys.append(label_peaks(c.xs, c.ys, boxes))
-    return np.vstack(xs), np.concatenate(ys)
-
-
-def threshold_for(detector: ThermalDetector, frames: Iterable[tuple[np.ndarray, CameraPose | None,
-                  Sequence[LabelledBox]]], camera: CameraIntrinsics, min_precision: float = 0.7) -> dict[str, float]:
-    """Score threshold on these frames: best recall at `min_precision` if reachable, else best F1."""
-    acc = Accumulator()
-    for img, pose, boxes in frames:
-        dets = detector.detect(img, camera, pose)
-        centres = np.array([d.centre for d in dets]).reshape(-1, 2)
-        scores = np.array([d.score for d in dets])
-        acc.add(match_frame(centres, scores, boxes), scores)
-    at_p = acc.recall_at_precision(min_precision)
-    return at_p if at_p["recall"] > 0 else acc.best_f1()
-
-
-PATCH_NAMES = tuple(n for n in FEATURE_NAMES if n[:2] in ("pn", "pq") and n[2:].isdigit())
-BASE_NAMES = tuple(n for n in FEATURE_NAMES if n not in PATCH_NAMES)
-
-
-def fit_model(x: np.ndarray, y: np.ndarray, names: Sequence[str], bins: int = 12, l2: float = 30.0,
-              patch_l2: float = 30.0, source: str = "") -> ScoreModel:
-    """Linear filter over the patch samples (a derived feature "patch"), then the binned additive model over
-    the other features plus "patch"."""
-    col = {n: j for j, n in enumerate(names)}
-    pj = [col[n] for n in PATCH_NAMES if n in col]
-    bj = [col[n] for n in names if n not in PATCH_NAMES]
-    bnames = [names[j] for j in bj]
-    derived: tuple[LinearFeature, ...] = ()
-    xb = x[:, bj]
-    if pj:
-        coef, b0 = fit_logistic(x[:, pj], y, patch_l2)
-        derived = (LinearFeature("patch", round(b0, 5), tuple(names[j] for j in pj),
-                                 tuple(round(float(c), 6) for c in coef)),)
-        xb = np.c_[xb, x[:, pj] @ coef + b0]
-        bnames.append("patch")
-    m = fit_binned(xb, y, bnames, bins, l2, source)
-    return ScoreModel(m.bias, m.features, source, derived)
+    clf = HistGradientBoostingClassifier(random_state=seed, **BOOSTING).fit(x, y)
+    return from_sklearn(clf, tuple(names), source)
 
 
 def _logit(p: float) -> float:
@@ -133,68 +73,115 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def fit_calibrated(frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, Sequence[LabelledBox]]],
-                   names: Sequence[str], min_score: float, min_precision: float = 0.7, seed: int = 0,
-                   source: str = "", **kw: float) -> tuple[ScoreModel, dict[str, float]]:
-    """Fit on all `frames` (features, labels, centres, boxes), with its bias shifted so that `min_score` is the
-    threshold with the best recall at `min_precision` on held-out frames (mean logit over a two-fold split)."""
-    fold = np.random.default_rng(seed).random(len(frames)) < 0.5
-    logits, recalls = [], []
-    for k in (False, True):
-        fit = [f for f, g in zip(frames, fold) if g != k]
-        model = fit_model(np.vstack([f[0] for f in fit]), np.concatenate([f[1] for f in fit]), names, **kw)
+@dataclass(frozen=True)
+class HeldOut:
+    """Scores of frames by a model that did not see them: full raw score and first-stage sum per candidate."""
+
+    frames: tuple[LabelledFrame, ...]
+    full: tuple[np.ndarray, ...]
+    partial: tuple[np.ndarray, ...]
+
+    def operating_point(self, min_precision: float) -> dict[str, float]:
+        """Raw-score threshold with the best recall at `min_precision` (best F1 if unreachable)."""
         acc = Accumulator()
-        for (x, _, c, boxes), g in zip(frames, fold):
-            if g == k:
-                sc = model.score({n: x[:, j] for j, n in enumerate(names)}) if x.shape[0] else np.zeros(0)
-                acc.add(match_frame(c, sc, boxes), sc)
+        for f, z in zip(self.frames, self.full):
+            acc.add(match_frame(f.centres, z, f.boxes), z)
         at = acc.recall_at_precision(min_precision)
-        if at["recall"] <= 0:
-            at = acc.best_f1()
-        logits.append(_logit(at["threshold"]))
-        recalls.append(at["recall"])
-    model = fit_model(np.vstack([f[0] for f in frames]), np.concatenate([f[1] for f in frames]), names,
-                      source=source, **kw)
-    shift = _logit(min_score) - float(np.mean(logits))
-    model = ScoreModel(round(model.bias + shift, 5), model.features, source, model.derived)
-    return model, {"heldout_recall_at_p": round(float(np.mean(recalls)), 4), "bias_shift": round(shift, 4)}
+        return at if at["recall"] > 0 else acc.best_f1()
+
+    def stage_margin(self, threshold: float) -> float:
+        """How far below `threshold` the first-stage sum may fall for all but `STAGE_LOSS` of kept persons."""
+        zf, zp = np.concatenate(self.full), np.concatenate(self.partial)
+        kept = (np.concatenate([f.y for f in self.frames]) > 0) & (zf >= threshold)
+        return min(float(np.quantile(zp[kept] - threshold, STAGE_LOSS)), 0.0) if kept.any() else 0.0
+
+    def __add__(self, other: HeldOut) -> HeldOut:
+        return HeldOut(self.frames + other.frames, self.full + other.full, self.partial + other.partial)
+
+
+def held_out(frames: Sequence[LabelledFrame], names: Sequence[str], seed: int = 0, log=None) -> HeldOut:
+    """Two-fold (by frame): each half scored by trees fitted on the other half."""
+    fold = np.random.default_rng(seed).random(len(frames)) < 0.5
+    out = HeldOut((), (), ())
+    for k in (False, True):
+        train = [f for f, g in zip(frames, fold) if g != k]
+        held = tuple(f for f, g in zip(frames, fold) if g == k)
+        model = fit_trees(np.vstack([f.x for f in train]), np.concatenate([f.y for f in train]), names, seed=seed)
+        first = model.with_cascade(STAGE_TREES, np.inf)
+        part = HeldOut(held, tuple(model.decision(f.x) for f in held), tuple(first.decision(f.x) for f in held))
+        if log:
+            at = part.operating_point(0.7)
+            log(f"  fold {int(k)}: held-out recall {at['recall']:.3f} at precision {at['precision']:.3f}")
+        out = out + part
+    return out
+
+
+def operate(model: TreeEnsemble, threshold: float, margin: float, min_score: float) -> TreeEnsemble:
+    """Shift the bias so that `min_score` is the raw `threshold`, and set the cascade floor `margin` below it."""
+    shift = _logit(min_score) - threshold
+    return model.with_bias(model.bias + shift).with_cascade(STAGE_TREES, _logit(min_score) + margin)
+
+
+def collect(images: str, annotations: str, params: DetectorParams, names: Sequence[str],
+            log=None) -> list[LabelledFrame]:
+    """Every candidate of every frame, with features and labels."""
+    from vision.hitu_dataset import HitUavDataset, hit_uav_camera, hit_uav_pose
+
+    ds = HitUavDataset(images, annotations)
+    camera = hit_uav_camera()
+    det = ThermalDetector(params)
+    out = []
+    for i, smp in enumerate(ds, 1):
+        signal, mode = det.signal(smp.load_gray(), camera)
+        c = det.candidates(signal, mode, camera, hit_uav_pose(smp.flight))
+        x = np.stack([c.features[n] for n in names], axis=1) if len(c) else np.zeros((0, len(names)))
+        out.append(LabelledFrame(x, label_peaks(c.xs, c.ys, smp.boxes), np.c_[c.xs, c.ys].astype(float),
+                                 tuple(smp.boxes), smp.flight.night))
+        if log and i % 200 == 0:
+            log(f"features: {i}/{len(ds)} frames")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    from vision.hitu_dataset import HitUavDataset, hit_uav_camera, hit_uav_pose
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True)
     ap.add_argument("--annotations", required=True)
-    ap.add_argument("--l2", type=float, default=30.0)
-    ap.add_argument("--bins", type=int, default=12)
+    ap.add_argument("--precision", type=float, default=0.7, help="target precision for the operating point")
     ap.add_argument("--write", action="store_true", help="replace the bundled model (only ever fit it on train)")
-    ap.add_argument("--features", default=",".join(FEATURE_NAMES), help="comma-separated feature names")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
-    ds = HitUavDataset(args.images, args.annotations)
-    camera = hit_uav_camera()
-    names = [n for n in args.features.split(",") if n]
-    base = ThermalDetector(DetectorParams(min_score=0.0, thumbnails=False, score_lying=False))
-    data = []
-    for smp in ds:
-        img = smp.load_gray()
-        signal, mode = base.signal(img, camera)
-        c = base.candidates(signal, mode, camera, hit_uav_pose(smp.flight))
-        x = np.stack([c.features[n] for n in names], axis=1) if len(c) else np.zeros((0, len(names)))
-        data.append((smp.flight.night, (x, label_peaks(c.xs, c.ys, smp.boxes),
-                                        np.c_[c.xs, c.ys].astype(float), smp.boxes)))
-    print(f"{sum(d[1][0].shape[0] for d in data)} candidates in {len(data)} frames", file=sys.stderr)
-    models = {}
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    t0 = time.monotonic()
+    params = DetectorParams(min_score=0.0, thumbnails=False, score_lying=False)
+    frames = collect(args.images, args.annotations, params, FEATURE_NAMES, log)
+    log(f"{sum(f.x.shape[0] for f in frames)} candidates in {len(frames)} frames ({time.monotonic() - t0:.0f} s)")
+    min_score = DetectorParams().min_score
+    models, checks = {}, {}
     for light in ("any", "day", "night"):
-        frames_l = [f for night, f in data if light == "any" or night == (light == "night")]
-        models[light], info = fit_calibrated(frames_l, names, DetectorParams().min_score, bins=args.bins,
-                                             l2=args.l2, source=f"fitted by vision.tuning on {args.annotations} "
-                                             f"({light} light, {len(frames_l)} frames)")
-        print(light, len(frames_l), "frames", info, file=sys.stderr)
+        subset = [f for f in frames if light == "any" or f.night == (light == "night")]
+        log(f"{light}: held-out scores on {len(subset)} frames")
+        checks[light] = held_out(subset, FEATURE_NAMES, log=log)
+        models[light] = fit_trees(np.vstack([f.x for f in subset]), np.concatenate([f.y for f in subset]),
+                                  FEATURE_NAMES, f"fitted by vision.tuning on {args.annotations} ({light} light, "
+                                  f"{len(subset)} frames)")
+        log(f"{light}: fitted ({time.monotonic() - t0:.0f} s)")
+    # One threshold for the day and night models together: a false alarm costs the same by day and by night,
+    # so both work where their marginal precision is equal, and the pair reaches the target precision overall.
+    both = checks["day"] + checks["night"]
+    at = both.operating_point(args.precision)
+    log(f"day+night held out: recall {at['recall']:.3f} at precision {at['precision']:.3f}")
+    for light in ("day", "night"):
+        models[light] = operate(models[light], at["threshold"], checks[light].stage_margin(at["threshold"]), min_score)
+    at_any = checks["any"].operating_point(args.precision)
+    log(f"any held out: recall {at_any['recall']:.3f} at precision {at_any['precision']:.3f}")
+    models["any"] = operate(models["any"], at_any["threshold"], checks["any"].stage_margin(at_any["threshold"]),
+                            min_score)
     if args.write:
-        BUNDLED.write_text(json.dumps({k: m.as_dict() for k, m in models.items()}) + "\n")
-        print(f"wrote {BUNDLED}")
+        save_named(BUNDLED_TREES, models)
+        print(f"wrote {BUNDLED_TREES}")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ Pipeline (classical, one core, a few milliseconds at 640x512):
 5. Gates and score: sizes are compared with a person's projection at that row's
    range and depression (a person is ~0.5 x 1.7 m, ~0.5 x 0.3 m seen from
    above); boosted trees score contrast, ring clutter, size, shape and the
-   patch around the peak (body, cold shadow by day, context); in radiometric mode the peak must be body-warm. Class guess:
-   person-like, vehicle-like or other, from the measured size in metres.
+   patch around the peak (body, cold shadow by day, context); in radiometric
+   mode the peak must be body-warm. Class guess: person-like, vehicle-like or
+   other, from the measured size in metres.
 6. Georeferencing (when a pose is given): the candidate's pixel to lat/lon
    with an error estimate.
 
@@ -47,7 +48,7 @@ from vision.camera import CameraIntrinsics
 from vision.georef import FlatGround, GroundModel, pixel_to_ground, row_sampling
 from vision.pose import CameraPose
 from vision.radiometry import RadiometricCalibration
-from vision.tree_model import TreeEnsemble, bundled_trees
+from vision.tree_model import LIGHTS, TreeEnsemble, bundled_trees
 from vision.thumbnails import crop_thumbnail
 
 ClassGuess = Literal["person", "vehicle", "other"]
@@ -143,7 +144,7 @@ class DetectorParams:
     score_model: TreeEnsemble | None = field(default=None, compare=False, repr=False)
     #: Detections scoring below this are dropped (0..1). `vision.tuning` shifts each bundled model's bias so
     #: that this score is the threshold giving the best recall at precision >= 0.7 on held-out HIT-UAV train
-    #: frames (two-fold, train only).
+    #: frames (two-fold, train only; one threshold for the day and night models together).
     min_score: float = 0.5
     #: Light conditions of the frames: "any" (unknown), "day" or "night" (from the clock in a deployment; from
     #: the file name for HIT-UAV). Selects the bundled score model fitted on that light (ignored if `score_model`).
@@ -176,8 +177,8 @@ class DetectorParams:
             raise ValueError("DetectorParams.max_candidates must be >= 1")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"DetectorParams.min_score must be in [0, 1], got {self.min_score}")
-        if self.light not in ("any", "day", "night"):
-            raise ValueError(f"DetectorParams.light must be 'any', 'day' or 'night', got {self.light!r}")
+        if self.light not in LIGHTS:
+            raise ValueError(f"DetectorParams.light must be one of {LIGHTS}, got {self.light!r}")
         if not (self.patch_span > 0 and self.context_span > 0):
             raise ValueError("DetectorParams.patch_span and context_span must be > 0")
         if self.body_min_c >= self.body_max_c:
@@ -555,13 +556,15 @@ def _features(prof: blobs.Profiles, tophat: np.ndarray, s: np.ndarray, ew: np.nd
     return {k: np.asarray(v, dtype=np.float64) for k, v in f.items()}, length, width
 
 
-_GRID = np.linspace(-1.0, 1.0, PATCH_SIDE)
-_GRID_X = np.tile(_GRID, PATCH_SIDE)
-_GRID_Y = np.repeat(_GRID, PATCH_SIDE)
-_FINE = np.linspace(-1.0, 1.0, FINE_SIDE)
-_FINE_X, _FINE_Y = np.tile(_FINE, FINE_SIDE), np.repeat(_FINE, FINE_SIDE)
-_WIDE = np.linspace(-1.0, 1.0, WIDE_SIDE)
-_WIDE_X, _WIDE_Y = np.tile(_WIDE, WIDE_SIDE), np.repeat(_WIDE, WIDE_SIDE)
+def _offsets(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of a side x side grid over [-1, 1]^2, row by row."""
+    g = np.linspace(-1.0, 1.0, side)
+    return np.tile(g, side), np.repeat(g, side)
+
+
+_GRID_X, _GRID_Y = _offsets(PATCH_SIDE)
+_FINE_X, _FINE_Y = _offsets(FINE_SIDE)
+_WIDE_X, _WIDE_Y = _offsets(WIDE_SIDE)
 
 
 def _empty_candidates() -> Candidates:

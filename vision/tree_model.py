@@ -1,9 +1,9 @@
 """A boosted-tree person score, evaluated with numpy (no learning library at run time).
 
-Why trees: an additive score (one curve per feature, the model this replaced)
-judges each feature on its own, but a person is a combination (a faint peak is fine when the shape
-and the patch around it are right; a strong one is not when it sits on a
-warm strip). Gradient-boosted trees learn those combinations from HIT-UAV's
+Why trees: an additive score (one curve per feature, the model this
+replaced) judges each feature on its own, but a person is a combination (a
+faint peak is fine when the shape and the patch around it are right; a strong
+one is not when it sits on a warm strip). Gradient-boosted trees learn those combinations from HIT-UAV's
 train split (`vision.tuning`, which uses scikit-learn's
 HistGradientBoostingClassifier); this module only stores and walks the trees.
 
@@ -20,7 +20,7 @@ roughly halves the time per frame.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -119,12 +119,10 @@ class TreeEnsemble:
     # ------------------------------------------------------------------ variants
 
     def with_cascade(self, stage_trees: int, stage_floor: float) -> TreeEnsemble:
-        return TreeEnsemble(self.names, self.bias, self.feature, self.threshold, self.left, self.right, self.value,
-                            self.roots, self.depths, stage_trees, stage_floor, self.source)
+        return replace(self, stage_trees=stage_trees, stage_floor=stage_floor)
 
     def with_bias(self, bias: float) -> TreeEnsemble:
-        return TreeEnsemble(self.names, bias, self.feature, self.threshold, self.left, self.right, self.value,
-                            self.roots, self.depths, self.stage_trees, self.stage_floor, self.source)
+        return replace(self, bias=bias)
 
 
 def from_sklearn(clf: Any, names: tuple[str, ...], source: str = "") -> TreeEnsemble:
@@ -153,15 +151,16 @@ def from_sklearn(clf: Any, names: tuple[str, ...], source: str = "") -> TreeEnse
                         source=source)
 
 
-@lru_cache(maxsize=4)
+#: The bundled models: one for unknown light, one fitted on daytime and one on night-time frames.
+LIGHTS = ("any", "day", "night")
+
+
+@lru_cache(maxsize=len(LIGHTS))
 def bundled_trees(light: str) -> TreeEnsemble:
-    """The ensemble fitted on HIT-UAV train for "day" or "night" frames (read once; immutable)."""
-    path = BUNDLED_TREES
-    with np.load(path, allow_pickle=False) as z:
-        keys = set(z.files)
-    if f"{light}_meta" not in keys:
-        raise ValueError(f"no bundled tree model for light {light!r}")
-    return load_named(path, light)
+    """The ensemble fitted on HIT-UAV train for this light (read once; immutable)."""
+    if light not in LIGHTS:
+        raise ValueError(f"no bundled tree model for light {light!r}: use one of {LIGHTS}")
+    return load_named(BUNDLED_TREES, light)
 
 
 def save_named(path: Path | str, models: dict[str, TreeEnsemble]) -> None:

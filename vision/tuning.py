@@ -31,7 +31,7 @@ import numpy as np
 
 from vision.detector import FEATURE_NAMES, DetectorParams, ThermalDetector
 from vision.evaluation import Accumulator, LabelledBox, match_frame
-from vision.tree_model import BUNDLED_TREES, TreeEnsemble, from_sklearn, save_named
+from vision.tree_model import BUNDLED_TREES, LIGHTS, TreeEnsemble, from_sklearn, save_named
 
 #: Trees in the cascade's first stage, and the share of kept persons it may lose.
 STAGE_TREES = 40
@@ -99,7 +99,8 @@ class HeldOut:
         return HeldOut(self.frames + other.frames, self.full + other.full, self.partial + other.partial)
 
 
-def held_out(frames: Sequence[LabelledFrame], names: Sequence[str], seed: int = 0, log=None) -> HeldOut:
+def held_out(frames: Sequence[LabelledFrame], names: Sequence[str], min_precision: float, seed: int = 0,
+             log=None) -> HeldOut:
     """Two-fold (by frame): each half scored by trees fitted on the other half."""
     fold = np.random.default_rng(seed).random(len(frames)) < 0.5
     out = HeldOut((), (), ())
@@ -110,7 +111,7 @@ def held_out(frames: Sequence[LabelledFrame], names: Sequence[str], seed: int = 
         first = model.with_cascade(STAGE_TREES, np.inf)
         part = HeldOut(held, tuple(model.decision(f.x) for f in held), tuple(first.decision(f.x) for f in held))
         if log:
-            at = part.operating_point(0.7)
+            at = part.operating_point(min_precision)
             log(f"  fold {int(k)}: held-out recall {at['recall']:.3f} at precision {at['precision']:.3f}")
         out = out + part
     return out
@@ -160,10 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     log(f"{sum(f.x.shape[0] for f in frames)} candidates in {len(frames)} frames ({time.monotonic() - t0:.0f} s)")
     min_score = DetectorParams().min_score
     models, checks = {}, {}
-    for light in ("any", "day", "night"):
+    for light in LIGHTS:
         subset = [f for f in frames if light == "any" or f.night == (light == "night")]
         log(f"{light}: held-out scores on {len(subset)} frames")
-        checks[light] = held_out(subset, FEATURE_NAMES, log=log)
+        checks[light] = held_out(subset, FEATURE_NAMES, args.precision, log=log)
         models[light] = fit_trees(np.vstack([f.x for f in subset]), np.concatenate([f.y for f in subset]),
                                   FEATURE_NAMES, f"fitted by vision.tuning on {args.annotations} ({light} light, "
                                   f"{len(subset)} frames)")

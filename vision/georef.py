@@ -202,6 +202,24 @@ def ground_to_pixel(camera: CameraIntrinsics, pose: CameraPose, lat_deg: np.ndar
     return PixelPoints(u, v, front & camera.in_image(u, v))
 
 
+def row_range(camera: CameraIntrinsics, pose: CameraPose, ground_elevation_m: float | None = None,
+              rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Slant range to flat ground (metres, inf where the row sees none) and depression (degrees) per image row.
+
+    Measured along the centre column: all the detector's size gates need (a
+    person's size in pixels is the focal length over the range), in one ray
+    cast. `ground_elevation_m` defaults to the pose's ground elevation.
+    """
+    if ground_elevation_m is None:
+        ground_elevation_m = pose.ground_elevation
+    r = pose.enu_from_camera()
+    rows = np.arange(camera.height, dtype=float) if rows is None else np.asarray(rows, dtype=float).ravel()
+    cx = np.full_like(rows, camera.cx)
+    _, t = _flat_hits_local(camera, r, cx, rows, pose.alt_amsl - ground_elevation_m, np.inf)
+    d = camera.rays(cx, rows) @ r.T
+    return t, np.degrees(np.arcsin(np.clip(-d[:, 2], -1.0, 1.0)))
+
+
 def row_sampling(camera: CameraIntrinsics, pose: CameraPose, ground_elevation_m: float | None = None,
                  rows: np.ndarray | None = None) -> RowSampling:
     """Metres per pixel for image rows (default: every row), measured along the centre column on flat ground.
@@ -217,7 +235,7 @@ def row_sampling(camera: CameraIntrinsics, pose: CameraPose, ground_elevation_m:
     cx = np.full_like(rows, camera.cx)
     height = pose.alt_amsl - ground_elevation_m
     inf = np.inf
-    c, tc = _flat_hits_local(camera, r, cx, rows, height, inf)
+    tc, depression = row_range(camera, pose, ground_elevation_m, rows)
     up, _ = _flat_hits_local(camera, r, cx, rows - 0.5, height, inf)
     dn, _ = _flat_hits_local(camera, r, cx, rows + 0.5, height, inf)
     lf, _ = _flat_hits_local(camera, r, cx - 0.5, rows, height, inf)
@@ -225,8 +243,6 @@ def row_sampling(camera: CameraIntrinsics, pose: CameraPose, ground_elevation_m:
     with np.errstate(invalid="ignore"):
         gsd_y = np.hypot(*(dn - up)[:, :2].T)
         gsd_x = np.hypot(*(rt - lf)[:, :2].T)
-    d = camera.rays(cx, rows) @ r.T
-    depression = np.degrees(np.arcsin(np.clip(-d[:, 2], -1.0, 1.0)))
     valid = np.isfinite(gsd_x) & np.isfinite(gsd_y) & np.isfinite(tc)
     return RowSampling(np.where(valid, gsd_x, np.inf), np.where(valid, gsd_y, np.inf), depression,
                        np.where(valid, tc, np.inf), valid)
@@ -245,35 +261,40 @@ def footprint(camera: CameraIntrinsics, pose: CameraPose, ground: GroundModel | 
 
 def _error_drms(camera: CameraIntrinsics, pose: CameraPose, u: np.ndarray, v: np.ndarray, height: np.ndarray,
                 base_en: np.ndarray, max_range_m: float) -> np.ndarray:
-    """Horizontal DRMS error by finite differences around each fix (local level ground at the fix)."""
+    """Horizontal DRMS error by finite differences around each fix (local level ground at the fix).
+
+    Each uncertainty (pixel, tilt, heading, height) perturbs every ray once; all perturbed rays are cast
+    together, and the DRMS is the root of the summed squared shifts (the trace of the covariance)."""
     s = pose.uncertainty
     r = pose.enu_from_camera()
-    cov = np.zeros((u.size, 2, 2))
-    lost = np.zeros(u.size, dtype=bool)
-
-    def add(en: np.ndarray, sigma: float, step: float) -> None:
-        j = (en - base_en) / step
-        bad = ~np.isfinite(j).all(axis=1)
-        lost[:] |= bad
-        j[bad] = 0.0
-        cov[:] += np.einsum("ni,nj->nij", j, j) * sigma**2
-
-    du = 0.5
+    rays = camera.rays(u, v)
+    du, da, dh = 0.5, math.radians(0.05), 0.1
+    # (ENU rays, ground height below the camera, sigma, step) per perturbation
+    runs: list[tuple[np.ndarray, np.ndarray, float, float]] = []
     if s.pixel > 0:
-        add(_flat_hits_local(camera, r, u + du, v, height, np.inf)[0][:, :2], s.pixel, du)
-        add(_flat_hits_local(camera, r, u, v + du, height, np.inf)[0][:, :2], s.pixel, du)
-    da = math.radians(0.05)
+        runs.append((camera.rays(u + du, v) @ r.T, height, s.pixel, du))
+        runs.append((camera.rays(u, v + du) @ r.T, height, s.pixel, du))
     if s.tilt_deg > 0:
         for axis in (0, 1):  # tilt about East, then about North
-            en = _flat_hits_local(camera, _rot(axis, da) @ r, u, v, height, np.inf)[0][:, :2]
-            add(en, math.radians(s.tilt_deg), da)
+            runs.append((rays @ (_rot(axis, da) @ r).T, height, math.radians(s.tilt_deg), da))
     if s.heading_deg > 0:
-        en = _flat_hits_local(camera, _rot(2, da) @ r, u, v, height, np.inf)[0][:, :2]
-        add(en, math.radians(s.heading_deg), da)
+        runs.append((rays @ (_rot(2, da) @ r).T, height, math.radians(s.heading_deg), da))
     if s.height_m > 0:
-        dh = 0.1
-        add(_flat_hits_local(camera, r, u, v, height + dh, np.inf)[0][:, :2], s.height_m, dh)
-    drms = np.sqrt(cov[:, 0, 0] + cov[:, 1, 1] + 2.0 * s.horizontal_m**2)
+        runs.append((rays @ r.T, height + dh, s.height_m, dh))
+    var = np.zeros(u.size)
+    lost = np.zeros(u.size, dtype=bool)
+    if runs:
+        d = np.concatenate([run[0] for run in runs])
+        h = np.concatenate([np.broadcast_to(run[1], u.shape) for run in runs])
+        en = _enu_from_t(d, _flat_hit_t(d, h))[:, :2].reshape(len(runs), u.size, 2)
+        scale = np.array([run[2] / run[3] for run in runs])[:, None, None]
+        with np.errstate(invalid="ignore"):
+            shift = (en - base_en[None]) * scale
+        bad = ~np.isfinite(shift).all(axis=2)
+        lost = bad.any(axis=0)
+        shift[bad] = 0.0
+        var = (shift ** 2).sum(axis=(0, 2))
+    drms = np.sqrt(var + 2.0 * s.horizontal_m**2)
     # A small perturbation that loses the ground (a ray grazing the horizon): the fix is worthless.
     return np.where(lost, max_range_m, drms)
 

@@ -26,10 +26,13 @@ def crop_thumbnail(image: np.ndarray, bbox: tuple[int, int, int, int], side_px: 
     cx, cy = x + w / 2.0, y + h / 2.0
     x0, y0 = int(round(cx - span / 2.0)), int(round(cy - span / 2.0))
     H, W = image.shape[:2]
-    pad = span
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    crop = padded[y0 + pad:y0 + pad + span, x0 + pad:x0 + pad + span]
-    if crop.shape[0] != span or crop.shape[1] != span:  # box entirely outside the image
+    if 0 <= x0 and 0 <= y0 and x0 + span <= W and y0 + span <= H:
+        crop = image[y0:y0 + span, x0:x0 + span]
+    elif -span <= x0 and -span <= y0 and x0 <= W and y0 <= H:  # the edge rows and columns repeat outside
+        rows = np.clip(np.arange(y0, y0 + span), 0, H - 1)
+        cols = np.clip(np.arange(x0, x0 + span), 0, W - 1)
+        crop = image[rows[:, None], cols[None, :]]
+    else:  # box entirely outside the image
         crop = np.zeros((span, span), image.dtype)
     if crop.dtype != np.uint8:
         f = crop.astype(np.float32)

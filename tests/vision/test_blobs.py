@@ -35,3 +35,13 @@ def test_a_suppressed_peak_does_not_suppress_others() -> None:
     xs = np.array([100, 108, 116])
     half = np.full(3, 10.0, dtype=np.float32)
     assert blobs.suppress_duplicates(ys, xs, half, half).tolist() == [True, False, True]
+
+
+def test_a_long_chain_of_peaks_settles_like_the_greedy_rule() -> None:
+    # each peak lies only in its neighbour's ellipse, so every one waits for the one before it (120 rounds)
+    n = 120
+    ys, xs = np.full(n, 200), np.arange(n) * 5
+    half = np.full(n, 6.0, dtype=np.float32)
+    kept = blobs.suppress_duplicates(ys, xs, half, half)
+    assert np.array_equal(kept, _greedy(ys, xs, half, half))
+    assert kept.tolist() == [k % 2 == 0 for k in range(n)]

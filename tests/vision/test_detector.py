@@ -105,3 +105,41 @@ def test_real_hit_uav_frames_regression() -> None:
     # measured 2026-11: see the vision benchmark; loose bounds so a real regression, not noise, fails
     assert persons == 57
     assert tp / persons >= 0.5 and tp / max(tp + fp, 1) >= 0.5, (tp, fp, persons)
+
+
+@pytest.mark.parametrize("lying", [False, True])
+def test_screen_only_drops_candidates_and_changes_no_feature(lying: bool) -> None:
+    ds = HitUavDataset(DATA / "images", DATA / "annotations.json")
+    cam = hit_uav_camera()
+    everything = ThermalDetector(DetectorParams(score_lying=lying, screen=False))
+    screened = ThermalDetector(DetectorParams(score_lying=lying))
+    total = passed = 0
+    for s in ds:
+        pose = hit_uav_pose(s.flight)
+        signal, mode = everything.signal(s.load_gray(), cam)
+        a = everything.candidates(signal, mode, cam, pose)
+        b = screened.candidates(signal, mode, cam, pose)
+        where = {(x, y): i for i, (x, y) in enumerate(zip(a.xs.tolist(), a.ys.tolist()))}
+        idx = np.array([where[(x, y)] for x, y in zip(b.xs.tolist(), b.ys.tolist())], dtype=np.intp)
+        np.testing.assert_array_equal(b.features, a.features[idx])
+        if lying:
+            np.testing.assert_array_equal(b.lying_features, a.lying_features[idx])
+        total, passed = total + len(a), passed + len(b)
+    assert 0 < passed < 0.5 * total, (passed, total)  # the screen is what makes the detector fast
+
+
+def test_screen_model_must_use_shape_features() -> None:
+    from vision.tree_model import bundled_trees
+
+    with pytest.raises(ValueError, match="SHAPE_NAMES"):
+        DetectorParams(screen_model=bundled_trees("any"))
+
+
+def test_byte_median_is_numpys() -> None:
+    from vision.detector import _median
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 160, 161):
+        a = rng.integers(0, 256, (n, 3)).astype(np.uint8)[:, ::2]  # strided, like the frame's samples
+        assert _median(a) == float(np.median(a))
+    assert _median(np.array([1.5, 2.5], dtype=np.float32)) == 2.0

@@ -66,9 +66,12 @@ def test_bad_input_is_refused() -> None:
 
 
 def test_bundled_models_use_only_detector_features() -> None:
-    from vision.detector import FEATURE_NAMES
+    from vision.detector import FEATURE_NAMES, SHAPE_NAMES
 
     for light in ("any", "day", "night"):
         m = bundled_trees(light)
         assert set(m.names) <= set(FEATURE_NAMES) and m.n_trees > m.stage_trees > 0
         assert "HIT-UAV" in m.source or "train" in m.source
+        screen = bundled_trees(light, screen=True)
+        assert set(screen.names) <= set(SHAPE_NAMES) and 0 < screen.n_trees < m.n_trees
+        assert "screen" in screen.source

@@ -23,7 +23,7 @@ def test_peaks_inside_person_boxes_are_positive() -> None:
 
 
 def test_trees_fitted_on_real_frames_separate_persons_and_operate_at_min_score() -> None:
-    params = DetectorParams(min_score=0.0, thumbnails=False, score_lying=False)
+    params = DetectorParams(min_score=0.0, thumbnails=False, score_lying=False, screen=False)
     frames = tuning.collect(str(DATA / "images"), str(DATA / "annotations.json"), params, FEATURE_NAMES)
     x = np.vstack([f.x for f in frames])
     y = np.concatenate([f.y for f in frames])
@@ -35,8 +35,10 @@ def test_trees_fitted_on_real_frames_separate_persons_and_operate_at_min_score()
     # so that (almost) no person above t stops at the first stage
     t = float(np.quantile(z[y > 0], 0.2))
     first = model.with_cascade(tuning.STAGE_TREES, np.inf)
+    screen = tuning.fit_screen(x, y)
     scored = tuning.HeldOut(tuple(frames), tuple(model.decision(f.x) for f in frames),
-                            tuple(first.decision(f.x) for f in frames))
+                            tuple(first.decision(f.x) for f in frames),
+                            tuple(screen.decision(f.x[:, tuning._SCREEN_COLUMNS]) for f in frames))
     margin = scored.stage_margin(t)
     assert margin <= 0.0
     op = tuning.operate(model, t, margin, 0.5)
@@ -47,3 +49,8 @@ def test_trees_fitted_on_real_frames_separate_persons_and_operate_at_min_score()
     assert not (kept & (z < t)).any()
     persons_above = (y > 0) & (z >= t)
     assert (kept & persons_above).sum() >= (1 - tuning.STAGE_LOSS) * persons_above.sum() - 1
+    # the screen: shifted so that its decision is 0 at the floor, it passes all but SCREEN_LOSS of those persons
+    floor = scored.screen_floor(t)
+    passes = tuning.operate_screen(screen, floor).decision(x[:, tuning._SCREEN_COLUMNS]) >= 0.0
+    assert passes[persons_above].sum() >= (1 - tuning.SCREEN_LOSS) * persons_above.sum() - 1
+    assert passes.mean() < 0.9

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from vision import bench
@@ -15,8 +16,11 @@ def test_bench_runs_on_any_folder_laid_out_like_hit_uav() -> None:
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     args = parser.parse_args(["--images", str(DATA / "images"), "--annotations", str(DATA / "annotations.json")])
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     result = bench.run(args)
     json.dumps(result)  # serialisable
+    if cpus:  # timed on one CPU, and the caller gets its CPUs back
+        assert result["speed"]["pinned_cpu"] in cpus and os.sched_getaffinity(0) == cpus
     p = result["person"]
     assert result["dataset"]["frames"] == 5 and p["tp"] + p["fn"] == 57
     assert 0.0 <= p["precision"] <= 1.0 and p["recall"] >= 0.5

@@ -178,9 +178,8 @@ def _greedy_keep(n: int, i: np.ndarray, j: np.ndarray, max_rounds: int = 32) -> 
         state[(state == 0) & ~pending] = 1
         if i.size == 0:
             return state == 1
-        si = state[i]
-        state[j[si == 1]] = -1
-        live = (si == 0) & (state[j] == 0)
+        state[j[state[i] == 1]] = -1
+        live = (state[i] == 0) & (state[j] == 0)  # after this round's suppressions: settled pairs drop out
         i, j = i[live], j[live]
     order = np.argsort(i, kind="stable")  # a long chain: the plain greedy loop over what is left
     keep = state >= 0

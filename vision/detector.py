@@ -161,7 +161,8 @@ class DetectorParams:
     #: then drops 76 % of candidates by day and 90 % by night. Off to see every candidate (tuning does).
     screen: bool = True
     #: Screen trees over `SHAPE_NAMES` (a candidate passes when their decision is >= 0); None = the bundled
-    #: screen for `light`.
+    #: screen for `light`, unless `score_model` is set (then nothing is screened: that floor fits the bundled
+    #: score only).
     screen_model: TreeEnsemble | None = field(default=None, compare=False, repr=False)
     #: Detections scoring below this are dropped (0..1). `vision.tuning` shifts each bundled model's bias so
     #: that this score is the threshold giving the best recall at precision >= 0.7 on held-out HIT-UAV train
@@ -289,13 +290,22 @@ class ThermalDetector:
         return self.params.score_model or bundled_trees(self.params.light)
 
     @cached_property
-    def screen_model(self) -> TreeEnsemble:
-        """The screen in use: candidates whose decision on `SHAPE_NAMES` is below 0 get no patch features."""
-        return self.params.screen_model or bundled_trees(self.params.light, screen=True)
+    def screen_model(self) -> TreeEnsemble | None:
+        """The screen in use: candidates whose decision on `SHAPE_NAMES` is below 0 get no patch features.
+
+        None (no screening) when `params.screen` is off, or when a score model of one's own comes without a
+        screen: the bundled screen's floor was set for the bundled score and could drop what another keeps."""
+        p = self.params
+        if not p.screen:
+            return None
+        if p.screen_model is not None:
+            return p.screen_model
+        return None if p.score_model is not None else bundled_trees(p.light, screen=True)
 
     @cached_property
     def _screen_columns(self) -> np.ndarray:
-        return np.array([SHAPE_NAMES.index(n) for n in self.screen_model.names], dtype=np.intp)
+        names = self.screen_model.names if self.screen_model is not None else ()
+        return np.array([SHAPE_NAMES.index(n) for n in names], dtype=np.intp)
 
     # ------------------------------------------------------------------ public
 
@@ -427,10 +437,13 @@ class ThermalDetector:
             max_l = int(np.clip(math.ceil(float(np.max(1.5 * ring_l))) + 1, 8, 48))
             prof_l = blobs.radial_profiles(signal, ys, xs, ring_l, max_l)
             lying_shape, _, _ = _shape_features(prof_l, tophat, s, lying, ew, blob_area, view)
-        if p.screen:
-            passed = self.screen_model.decision(shape[:, self._screen_columns]) >= 0.0
+        screen = self.screen_model
+        if screen is not None:
+            # Calibrated on standing persons (HIT-UAV), and applied to the lying measurement as the score is:
+            # a candidate goes on when either reading passes.
+            passed = screen.decision(shape[:, self._screen_columns]) >= 0.0
             if lying_shape is not None:
-                passed |= self.screen_model.decision(lying_shape[:, self._screen_columns]) >= 0.0
+                passed |= screen.decision(lying_shape[:, self._screen_columns]) >= 0.0
             idx = np.flatnonzero(passed)
             if idx.size == 0:
                 return _empty_candidates()
@@ -495,8 +508,10 @@ class ThermalDetector:
         elev = _elevation_below(pose, ground)
         # Every 16th row and interpolate: range and depression vary smoothly down the frame.
         rows = np.unique(np.r_[np.arange(0, camera.height, 16), camera.height - 1])
-        range_m, depression_deg = row_range(camera, pose, elev, rows)
-        valid = np.isfinite(range_m)
+        # A row counts when its upper edge sees ground too (no candidates within half a pixel of the horizon).
+        range_m, depression_deg = row_range(camera, pose, elev, np.r_[rows, rows - 0.5])
+        valid = np.isfinite(range_m[:rows.size]) & np.isfinite(range_m[rows.size:])
+        range_m, depression_deg = range_m[:rows.size], depression_deg[:rows.size]
         s_sparse = np.where(valid, camera.focal_px / np.where(valid, range_m, 1.0), 0.0)
         dep_sparse = np.radians(np.clip(depression_deg, 1.0, 90.0))
         all_rows = np.arange(camera.height)

@@ -127,7 +127,9 @@ class TreeEnsemble:
         return self.value.take(node).sum(axis=1)
 
     def decision(self, x: np.ndarray) -> np.ndarray:
-        """Raw score (log-odds) per row; rows stopped by the cascade keep their first-stage sum."""
+        """Raw score (log-odds) per row; rows stopped by the cascade keep their first-stage sum.
+
+        Features must be finite (the trees are converted without missing-value branches)."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.names):
             raise ValueError(f"expected a feature matrix (N, {len(self.names)}), got shape {x.shape}")

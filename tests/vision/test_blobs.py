@@ -38,7 +38,7 @@ def test_a_suppressed_peak_does_not_suppress_others() -> None:
 
 
 def test_a_long_chain_of_peaks_settles_like_the_greedy_rule() -> None:
-    # each peak lies only in its neighbour's ellipse, so every one waits for the one before it (120 rounds)
+    # each peak lies only in its neighbour's ellipse, so each waits for the one before it (past the round cap)
     n = 120
     ys, xs = np.full(n, 200), np.arange(n) * 5
     half = np.full(n, 6.0, dtype=np.float32)

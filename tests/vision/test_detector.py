@@ -143,3 +143,14 @@ def test_byte_median_is_numpys() -> None:
         a = rng.integers(0, 256, (n, 3)).astype(np.uint8)[:, ::2]  # strided, like the frame's samples
         assert _median(a) == float(np.median(a))
     assert _median(np.array([1.5, 2.5], dtype=np.float32)) == 2.0
+
+
+def test_the_bundled_screen_serves_only_the_bundled_score() -> None:
+    from vision.tree_model import bundled_trees
+
+    assert ThermalDetector().screen_model is bundled_trees("any", screen=True)
+    assert ThermalDetector(DetectorParams(screen=False)).screen_model is None
+    own = bundled_trees("night")  # a score of one's own: the bundled screen's floor was not set for it
+    assert ThermalDetector(DetectorParams(score_model=own)).screen_model is None
+    screen = bundled_trees("night", screen=True)
+    assert ThermalDetector(DetectorParams(score_model=own, screen_model=screen)).screen_model is screen

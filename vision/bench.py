@@ -6,7 +6,9 @@ its centre lies inside the person's box, one to one (`vision.evaluation`).
 Reported: precision, recall, F1 overall, per altitude band and per day/night
 flag, false alarms per frame and what they lie on, and detector frames per
 second on one core (the thread pinned to one CPU, cv2.setNumThreads(1);
-detection only: JPEG decoding and the one-time model loading excluded).
+detection only: JPEG decoding and the one-time model loading excluded), with
+the time of a fixed Python loop before and after, to show how fast the machine
+itself ran meanwhile.
 
 The score model was fitted on the train split (`vision.tuning`); run this on
 val or test. HIT-UAV's persons mostly stand or walk, so the lying-person
@@ -72,10 +74,29 @@ def _one_core() -> Iterator[int | None]:
         cv2.setNumThreads(threads)
 
 
+#: Steps of the reference loop (about 0.13 s at this VM's full speed).
+REFERENCE_STEPS = 2_000_000
+
+
+def reference_loop_ms(steps: int = REFERENCE_STEPS) -> float:
+    """Time of a fixed pure-Python loop: how fast the machine runs right now, to read a frames/s figure by.
+
+    Shared and virtual machines change speed from minute to minute; the same detector gives very different
+    frames/s when this number doubles."""
+    t0 = time.perf_counter()
+    total = 0
+    for k in range(steps):
+        total += k
+    return round((time.perf_counter() - t0) * 1000.0, 1)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with _one_core() as cpu:
+        before = reference_loop_ms()
         result = _run(args)
+        after = reference_loop_ms()
     result["speed"]["pinned_cpu"] = cpu
+    result["machine"]["reference_loop_ms"] = {"before": before, "after": after, "steps": REFERENCE_STEPS}
     return result
 
 
@@ -135,6 +156,10 @@ def summarize(result: dict[str, Any]) -> str:
     lines = [f"vision: {result['dataset']['frames']} frames, persons P {p['precision']:.3f} R {p['recall']:.3f} "
              f"F1 {p['f1']:.3f}, {p['false_alarms_per_frame']:.2f} false alarms/frame, "
              f"{result['speed']['frames_per_s_one_core']:.0f} frames/s on one core"]
+    ref = result["machine"].get("reference_loop_ms")
+    if ref:
+        lines.append(f"  machine speed: reference loop {ref['before']:.0f} ms before, {ref['after']:.0f} ms after "
+                     "(the larger, the slower the machine ran)")
     for group in ("by_altitude", "by_light"):
         for name, c in result[group].items():
             lines.append(f"  {name:>10s}: P {c['precision']:.3f} R {c['recall']:.3f} F1 {c['f1']:.3f} "

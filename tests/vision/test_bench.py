@@ -27,4 +27,5 @@ def test_bench_runs_on_any_folder_laid_out_like_hit_uav() -> None:
     assert sum(c["frames"] for c in result["by_light"].values()) == 5
     assert sum(c["tp"] for c in result["by_altitude"].values()) == p["tp"]
     assert result["speed"]["frames_per_s_one_core"] > 0
+    assert result["machine"]["reference_loop_ms"]["before"] > 0 and "machine speed" in bench.summarize(result)
     assert "P " in bench.summarize(result)

@@ -304,8 +304,7 @@ class ThermalDetector:
 
     @cached_property
     def _screen_columns(self) -> np.ndarray:
-        names = self.screen_model.names if self.screen_model is not None else ()
-        return np.array([SHAPE_NAMES.index(n) for n in names], dtype=np.intp)
+        return feature_columns(self.screen_model.names if self.screen_model is not None else (), SHAPE_NAMES)
 
     # ------------------------------------------------------------------ public
 
@@ -385,7 +384,8 @@ class ThermalDetector:
                    ground: GroundModel | None = None) -> Candidates:
         """Candidate peaks with their features (before scoring)."""
         p = self.params
-        s_row, dep_row = self._row_scale(camera, pose, ground)
+        elev = None if pose is None else _elevation_below(pose, ground)  # a terrain lookup: once a frame
+        s_row, dep_row = self._row_scale(camera, pose, elev)
         valid_rows = s_row > 0
         if not valid_rows.any():
             return _empty_candidates()
@@ -427,7 +427,8 @@ class ThermalDetector:
         sub = signal[::4, ::4]
         frame_median = _median(sub)
         frame_std = float(sub.std()) / unit
-        view = _View(signal, ys, xs, np.degrees(dep_row[ys]), self._height(pose, ground), unit, frame_median,
+        height = p.assumed_height_m if pose is None or elev is None else float(pose.alt_amsl - elev)
+        view = _View(signal, ys, xs, np.degrees(dep_row[ys]), height, unit, frame_median,
                      frame_std, p.patch_span, p.context_span)
         tophat = contrast[ys, xs]
         shape, length, width = _shape_features(prof, tophat, s, ew, eh, blob_area, view)
@@ -470,7 +471,7 @@ class ThermalDetector:
         model = self.score_model
         if features.shape[0] == 0:
             return np.zeros(0)
-        return model.score(features if model.names == FEATURE_NAMES else features[:, _columns(model.names)])
+        return model.score(features if model.names == FEATURE_NAMES else features[:, feature_columns(model.names)])
 
     def classify(self, c: Candidates, mode: FrameMode) -> list[ClassGuess]:
         """Person-like, vehicle-like or other, from size in metres (and body temperature when radiometric)."""
@@ -492,20 +493,15 @@ class ThermalDetector:
 
     # ------------------------------------------------------------------ helpers
 
-    def _height(self, pose: CameraPose | None, ground: GroundModel | None) -> float:
-        """Camera height above the ground below it, metres."""
-        if pose is None:
-            return self.params.assumed_height_m
-        return float(pose.alt_amsl - _elevation_below(pose, ground))
-
     def _row_scale(self, camera: CameraIntrinsics, pose: CameraPose | None,
-                   ground: GroundModel | None) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels per metre (perpendicular to the ray) and depression angle (rad) for every row."""
-        if pose is None:
+                   elev: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels per metre (perpendicular to the ray) and depression angle (rad) for every row.
+
+        `elev`: the ground elevation under the drone (`_elevation_below`); None without a pose."""
+        if pose is None or elev is None:
             s = np.full(camera.height, camera.focal_px / self.params.assumed_height_m,
                         dtype=np.float32)
             return s, np.full(camera.height, math.pi / 2, dtype=np.float32)
-        elev = _elevation_below(pose, ground)
         # Every 16th row and interpolate: range and depression vary smoothly down the frame.
         rows = np.unique(np.r_[np.arange(0, camera.height, 16), camera.height - 1])
         # A row counts when its upper edge sees ground too (no candidates within half a pixel of the horizon).
@@ -541,9 +537,9 @@ def _median(a: np.ndarray) -> float:
 
 
 @lru_cache(maxsize=16)
-def _columns(names: tuple[str, ...]) -> np.ndarray:
-    """Where each of `names` is in `FEATURE_NAMES`."""
-    return np.array([FEATURE_NAMES.index(n) for n in names], dtype=np.intp)
+def feature_columns(names: tuple[str, ...], among: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+    """Where each of `names` is among the columns `among` (`FEATURE_NAMES` by default; `SHAPE_NAMES` too)."""
+    return np.array([among.index(n) for n in names], dtype=np.intp)
 
 
 def _assemble(shape: np.ndarray, patch: np.ndarray) -> np.ndarray:
@@ -655,8 +651,8 @@ def _offsets(side: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _GRID_X, _GRID_Y = _offsets(PATCH_SIDE)
-_SHAPE_COLUMNS = _columns(SHAPE_NAMES)
-_PATCH_COLUMNS = _columns(PATCH_NAMES)
+_SHAPE_COLUMNS = feature_columns(SHAPE_NAMES)
+_PATCH_COLUMNS = feature_columns(PATCH_NAMES)
 _FINE_X, _FINE_Y = _offsets(FINE_SIDE)
 _WIDE_X, _WIDE_Y = _offsets(WIDE_SIDE)
 

@@ -214,9 +214,8 @@ def row_range(camera: CameraIntrinsics, pose: CameraPose, ground_elevation_m: fl
         ground_elevation_m = pose.ground_elevation
     r = pose.enu_from_camera()
     rows = np.arange(camera.height, dtype=float) if rows is None else np.asarray(rows, dtype=float).ravel()
-    cx = np.full_like(rows, camera.cx)
-    _, t = _flat_hits_local(camera, r, cx, rows, pose.alt_amsl - ground_elevation_m, np.inf)
-    d = camera.rays(cx, rows) @ r.T
+    d = camera.rays(np.full_like(rows, camera.cx), rows) @ r.T
+    t = _flat_hit_t(d, pose.alt_amsl - ground_elevation_m)
     return t, np.degrees(np.arcsin(np.clip(-d[:, 2], -1.0, 1.0)))
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from vision.detector import FEATURE_NAMES, SHAPE_NAMES, DetectorParams, ThermalDetector
+from vision.detector import FEATURE_NAMES, SHAPE_NAMES, DetectorParams, ThermalDetector, feature_columns
 from vision.evaluation import Accumulator, LabelledBox, match_frame
 from vision.tree_model import BUNDLED_TREES, LIGHTS, TreeEnsemble, from_sklearn, save_named, screen_key
 
@@ -86,7 +86,7 @@ def fit_screen(x: np.ndarray, y: np.ndarray, source: str = "", seed: int = 0) ->
     return fit_trees(x[:, _SCREEN_COLUMNS], y, SCREEN_NAMES, source, seed, SCREEN_BOOSTING)
 
 
-_SCREEN_COLUMNS = [FEATURE_NAMES.index(n) for n in SCREEN_NAMES]
+_SCREEN_COLUMNS = feature_columns(SCREEN_NAMES)
 
 
 def _logit(p: float) -> float:
@@ -111,17 +111,20 @@ class HeldOut:
         at = acc.recall_at_precision(min_precision)
         return at if at["recall"] > 0 else acc.best_f1()
 
+    def kept_persons(self, threshold: float) -> np.ndarray:
+        """Which candidates (all frames, in order) are persons the full score keeps at `threshold`."""
+        return (np.concatenate([f.y for f in self.frames]) > 0) & (np.concatenate(self.full) >= threshold)
+
     def stage_margin(self, threshold: float) -> float:
         """How far below `threshold` the first-stage sum may fall for all but `STAGE_LOSS` of kept persons."""
-        zf, zp = np.concatenate(self.full), np.concatenate(self.partial)
-        kept = (np.concatenate([f.y for f in self.frames]) > 0) & (zf >= threshold)
+        kept = self.kept_persons(threshold)
+        zp = np.concatenate(self.partial)
         return min(float(np.quantile(zp[kept] - threshold, STAGE_LOSS)), 0.0) if kept.any() else 0.0
 
     def screen_floor(self, threshold: float) -> float:
         """The screen decision that all but `SCREEN_LOSS` of the persons kept at `threshold` reach."""
-        zf, zs = np.concatenate(self.full), np.concatenate(self.screen)
-        kept = (np.concatenate([f.y for f in self.frames]) > 0) & (zf >= threshold)
-        return float(np.quantile(zs[kept], SCREEN_LOSS)) if kept.any() else -np.inf
+        kept = self.kept_persons(threshold)
+        return float(np.quantile(np.concatenate(self.screen)[kept], SCREEN_LOSS)) if kept.any() else -np.inf
 
     def __add__(self, other: HeldOut) -> HeldOut:
         return HeldOut(self.frames + other.frames, self.full + other.full, self.partial + other.partial,
@@ -170,11 +173,12 @@ def collect(images: str, annotations: str, params: DetectorParams, names: Sequen
     ds = HitUavDataset(images, annotations)
     camera = hit_uav_camera()
     det = ThermalDetector(replace(params, screen=False))  # the screen is fitted on these: it must see them all
+    columns = feature_columns(tuple(names))
     out = []
     for i, smp in enumerate(ds, 1):
         signal, mode = det.signal(smp.load_gray(), camera)
         c = det.candidates(signal, mode, camera, hit_uav_pose(smp.flight))
-        x = c.features[:, [FEATURE_NAMES.index(n) for n in names]]
+        x = c.features[:, columns]
         out.append(LabelledFrame(x, label_peaks(c.xs, c.ys, smp.boxes), np.c_[c.xs, c.ys].astype(float),
                                  tuple(smp.boxes), smp.flight.night))
         if log and i % 200 == 0:
@@ -219,8 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     thresholds = {"day": at["threshold"], "night": at["threshold"], "any": at_any["threshold"]}
     for light, t in thresholds.items():
         models[light] = operate(models[light], t, checks[light].stage_margin(t), min_score)
-        screens[light] = operate_screen(screens[light], checks[light].screen_floor(t))
-        passed = np.mean(np.concatenate(checks[light].screen) >= checks[light].screen_floor(t))
+        floor = checks[light].screen_floor(t)
+        screens[light] = operate_screen(screens[light], floor)
+        passed = np.mean(np.concatenate(checks[light].screen) >= floor)
         log(f"{light}: the screen passes {passed:.1%} of held-out candidates")
     if args.write:
         save_named(BUNDLED_TREES, models | {screen_key(light): m for light, m in screens.items()})

@@ -14,9 +14,10 @@ ticker instead of two timers per drone.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -97,14 +98,25 @@ class _Writer:
         self.transport.write(data)
 
 
+#: Opens the byte transport to a vehicle; tests pass an in-memory one.
+Connect = Callable[[Endpoint], Awaitable[Transport]]
+
+
 class DroneLink:
-    def __init__(self, config: LinkConfig, listener: LinkListener | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        config: LinkConfig,
+        listener: LinkListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        connect: Connect = open_transport,
+    ):
         self.config = config
         self.listener = listener
         self.clock = clock
+        self._connect = connect
         self.telemetry = Telemetry()
         self._writer = _Writer()
-        self._mav = mavlink2.MAVLink(self._writer, srcSystem=GCS_SYSID, srcComponent=GCS_COMPID)
+        self._mav = _MAVLink(self._writer, srcSystem=GCS_SYSID, srcComponent=GCS_COMPID)
         self._mav.robust_parsing = True
         if config.signing_key is not None:
             self._mav.signing.secret_key = config.signing_key
@@ -152,7 +164,7 @@ class DroneLink:
         attempt = 0
         while not self._stopping:
             try:
-                self._transport = await open_transport(self.config.endpoint)
+                self._transport = await self._connect(self.config.endpoint)
             except (OSError, asyncio.TimeoutError) as exc:
                 delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                 if attempt == 0 or attempt % 10 == 0:
@@ -279,7 +291,7 @@ class DroneLink:
         """COMMAND_LONG confirmed by COMMAND_ACK; raises CommandRejected with the vehicle's STATUSTEXTs."""
         p = list(params) + [0.0] * (7 - len(params))
         sys_, comp = self.config.sysid, self.config.compid
-        texts_before = len(self.telemetry.texts)
+        texts_before = self.telemetry.texts_received
 
         def send(attempt: int) -> None:
             self._send(self._mav.command_long_encode(sys_, comp, command, attempt, *p))
@@ -290,7 +302,9 @@ class DroneLink:
         if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
             await asyncio.sleep(0.05)  # the STATUSTEXT explaining a refusal follows the ACK closely
             # Refusal reasons come as warnings or worse; informational texts that happen to arrive are not reasons.
-            texts = [t for sev, t in self.telemetry.texts[texts_before:] if sev <= mavlink2.MAV_SEVERITY_WARNING]
+            new = self.telemetry.texts_received - texts_before
+            recent = self.telemetry.texts[-new:] if new else []
+            texts = [t for sev, t in recent if sev <= mavlink2.MAV_SEVERITY_WARNING]
             raise CommandRejected(what or f"command {command}", ack.result, texts)
 
     async def command_int(
@@ -311,7 +325,7 @@ class DroneLink:
 
         def send(_attempt: int) -> None:
             self._send(
-                self._mav.command_int_encode(sys_, comp, frame, command, 0, 0, *p, int(lat * 1e7), int(lon * 1e7), alt)
+                self._mav.command_int_encode(sys_, comp, frame, command, 0, 0, *p, e7(lat), e7(lon), alt)
             )
 
         ack = await self._request(
@@ -366,7 +380,7 @@ class DroneLink:
         self._send(
             self._mav.set_position_target_global_int_encode(
                 0, self.config.sysid, self.config.compid, mavlink2.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, mask,
-                int(lat * 1e7), int(lon * 1e7), alt_rel, 0, 0, 0, 0, 0, 0, 0, 0,
+                e7(lat), e7(lon), alt_rel, 0, 0, 0, 0, 0, 0, 0, 0,
             )
         )
 
@@ -401,7 +415,7 @@ class DroneLink:
             self._send(
                 self._mav.mission_item_int_encode(
                     sys_, comp, seq, it.frame, it.command, 0, 1, *it.params,
-                    int(it.lat * 1e7), int(it.lon * 1e7), it.alt, mavlink2.MAV_MISSION_TYPE_MISSION,
+                    e7(it.lat), e7(it.lon), it.alt, mavlink2.MAV_MISSION_TYPE_MISSION,
                 )
             )
 
@@ -418,6 +432,29 @@ class DroneLink:
             if not 0 <= seq < count:
                 raise LinkError(f"{self.drone_id}: vehicle asked for mission item {seq} of {count}")
             last = lambda _a, seq=seq: send_item(seq)  # noqa: E731
+
+
+def e7(degrees: float) -> int:
+    """Degrees as MAVLink's integer 1e-7 degrees, rounded (truncating moves points by up to 1 cm)."""
+    return round(degrees * 1e7)
+
+
+class _MAVLink(mavlink2.MAVLink):
+    """pymavlink's MAVLink with the signature checked before the stream timestamp is recorded.
+
+    pymavlink 2.4.50 records an incoming stream's timestamp before it checks the
+    HMAC, so one forged frame carrying a future timestamp makes every genuine
+    frame after it look replayed: an attacker could cut a signed link with one
+    packet. Here a frame must be authentic before its timestamp counts.
+    """
+
+    def check_signature(self, msgbuf: bytearray, srcSystem: int, srcComponent: int) -> bool:  # noqa: N803
+        h = hashlib.new("sha256")
+        h.update(self.signing.secret_key)
+        h.update(msgbuf[:-6])
+        if h.digest()[:6] != msgbuf[-6:]:
+            return False
+        return super().check_signature(msgbuf, srcSystem, srcComponent)
 
 
 def _param_name(msg: Any) -> str:

@@ -44,6 +44,8 @@ class Telemetry:
     last: dict[str, float] = field(default_factory=dict)
     #: Recent STATUSTEXTs (severity, text), newest last, for the mission timeline and operator.
     texts: list[tuple[int, str]] = field(default_factory=list)
+    #: STATUSTEXTs received in all (`texts` keeps only the last 50): a request's reasons are those after its count.
+    texts_received: int = 0
 
     @property
     def ekf_ok(self) -> bool:
@@ -142,6 +144,7 @@ def _item_reached(t: Telemetry, m: Any) -> None:
 def _statustext(t: Telemetry, m: Any) -> None:
     text = m.text if isinstance(m.text, str) else m.text.decode("utf-8", "replace")
     t.texts.append((m.severity, text.rstrip("\x00")))
+    t.texts_received += 1
     del t.texts[:-50]
 
 

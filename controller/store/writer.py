@@ -189,7 +189,10 @@ class DbWriter:
     def _deliver(self, results: list[tuple[Changeset, asyncio.Future[None], BaseException | None]]) -> None:
         for change, fut, exc in results:
             if exc is None:
-                self._on_committed(change.events)
+                try:
+                    self._on_committed(change.events)
+                except Exception:  # noqa: BLE001 - the change is durable: its caller and the next ones must hear so
+                    log.exception("publishing committed events failed")
                 if not fut.done():
                     fut.set_result(None)
             elif not fut.done():

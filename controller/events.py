@@ -86,6 +86,13 @@ class EventBus:
         self._subscribers: set[Subscription] = set()
         self.last_published_seq = first_seq - 1
 
+    def continue_from(self, first_seq: int) -> None:
+        """Number events from `first_seq` on (the last stored one + 1), before any is stamped."""
+        if self._next_seq != self.last_published_seq + 1 or self._ring:
+            raise RuntimeError("event numbering can only be set before the first event")
+        self._next_seq = first_seq
+        self.last_published_seq = first_seq - 1
+
     def stamp(self, type: str, data: dict[str, Any], ts: datetime, **ids: str | None) -> Event:
         """Number a durable event now; publish it after its change commits."""
         event = Event(self._next_seq, ts, type, data, **ids)

@@ -19,7 +19,8 @@ from typing import Any
 from controller.auth import TokenError, TokenRegistry, generate_dev_tokens
 from controller.config import FleetConfig, load_config
 from controller.dispatch.engine import DispatchEngine
-from controller.dispatch_center import DispatchCenter
+from controller.dispatch.returns import ReturnPlanner
+from controller.center import DispatchCenter
 from controller.settings import Settings
 from controller.store.database import Database
 from controller.metrics import LoopLagMonitor
@@ -94,16 +95,17 @@ class Runtime:
         if settings.database_url.startswith("sqlite:///"):
             Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
-        center = DispatchCenter(config, db, DispatchEngine.from_config(config), on_fatal=_stop_process)
-        rt = cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center, settings.video_mode))
+        engine = DispatchEngine.from_config(config)
+        center = DispatchCenter(config, db, engine, on_fatal=_stop_process)
+        rt = cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center.view, center.bus, settings.video_mode))
         if settings.fleet != "none":
-            rt._build_fleet()
-        rt.hotspots = HotspotService(center, config.policy.search, rt.video)
+            rt._build_fleet(engine.returns)
+        rt.hotspots = HotspotService(center.view, center, db, config.policy.search, rt.video)
         if rt.fleet is not None:
             rt.fleet.position_listeners.append(rt.hotspots.position)
         return rt
 
-    def _build_fleet(self) -> None:
+    def _build_fleet(self, returns: ReturnPlanner) -> None:
         s, config = self.settings, self.config
         roster = [d.id for st in config.stations for d in st.drones]
         count = min(s.fleet_drones or len(roster), len(roster))
@@ -114,7 +116,7 @@ class Runtime:
             )
         elif s.fleet == "ardupilot":
             self.backend = ArduPilotBackend(config, count, s.sim_speedup)
-        self.fleet = FleetService(self.center, config, link_configs(config, roster[:count]))
+        self.fleet = FleetService(self.center.reports, self.center.view, config, link_configs(config, roster[:count]), returns)
 
     def _drone_token_file(self) -> Path | None:
         """The drones' own tokens, for the simulator's video uplinks (file readable by this user only)."""
@@ -141,6 +143,7 @@ class Runtime:
             await self.backend.start()
         if self.fleet is not None:
             await self.fleet.start()
+            self.center.observers.append(self.fleet)
         if self.hotspots is not None:
             await self.hotspots.start()
         # Everything built so far lives as long as the process. Freezing it keeps the cyclic garbage
@@ -156,6 +159,7 @@ class Runtime:
         if self.hotspots is not None:
             await self.hotspots.stop()
         if self.fleet is not None:
+            self.center.observers.remove(self.fleet)
             await self.fleet.stop()
         if self.backend is not None:
             await self.backend.stop()

@@ -1,17 +1,23 @@
-"""One JSON shape per domain object, shared by REST responses and event payloads.
+"""The one declaration of each JSON shape the controller sends, and the functions that build them.
 
-Clients (pilot page, command map, benchmarks) parse the same structure whether
-it came from `GET /missions/{id}` or from a `mission.updated` event.
+Shapes are `TypedDict`s: REST routes name them as response models (FastAPI
+validates and documents them through pydantic) and event payloads are built by
+the same functions, at the cost of a plain dict. Clients (pilot page, command
+map, benchmarks) parse the same structure whether it came from
+`GET /missions/{id}` or from a `mission.updated` event.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from controller.events import iso as _iso
-from typing import Any
+from pydantic import Field
+from typing_extensions import NotRequired, TypedDict
 
 from controller.domain.entities import Drone, Incident, Mission
+from controller.events import iso as _iso
+from controller.search.plan import SearchPlan
 
 
 def iso(value: datetime | None) -> str | None:
@@ -19,7 +25,123 @@ def iso(value: datetime | None) -> str | None:
     return _iso(value) if value else None
 
 
-def incident_view(inc: Incident) -> dict[str, Any]:
+# --- shapes -------------------------------------------------------------------------------------
+
+
+class SearchArea(TypedDict, total=False):
+    radius_m: float
+    polygon: list[list[float]]
+
+
+class IncidentOut(TypedDict):
+    id: str
+    grade: int
+    category: str
+    status: str
+    lat: float
+    lon: float
+    address: str | None
+    description: str
+    callers: int
+    drones_requested: int
+    created_at: str | None
+    updated_at: str | None
+    last_report_at: str | None
+    closed_at: str | None
+    close_reason: str | None
+    blocked_reason: Annotated[str | None, Field(description="why no drone can serve it (e.g. no-fly zone)")]
+    search_area: Annotated[SearchArea | None, Field(description="missing-person searches: radius_m or polygon ([lon, lat] ring)")]
+
+
+class IncidentCreated(IncidentOut):
+    merged: Annotated[bool, Field(description="true when this call was merged into an open incident as a repeat call")]
+
+
+class SearchPlanOut(TypedDict):
+    strip: int
+    strips: int
+    waypoints: list[list[float]]
+    done: int
+    altitude_m: float
+    speed_ms: float
+    end: NotRequired[int]
+    resumed_from: NotRequired[str]
+    split_from: NotRequired[str]
+
+
+class OfferIncident(TypedDict):
+    """What a pilot needs to decide in seconds about the incident."""
+
+    id: str
+    grade: int
+    category: str
+    lat: float
+    lon: float
+    address: str | None
+    description: str
+    callers: int
+
+
+class MissionOut(TypedDict):
+    id: str
+    incident_id: str
+    drone_id: str
+    station_id: str
+    pilot_id: str | None
+    state: str
+    offered_at: str | None
+    expires_at: str | None
+    eta_s: float
+    distance_m: float
+    decided_at: str | None
+    decided_by: str | None
+    reason: str | None
+    updated_at: str | None
+    plan: Annotated[SearchPlanOut | None, Field(description="a search mission's share of the area")]
+    remaining_s: NotRequired[Annotated[float, Field(description="seconds left to answer an open offer")]]
+    incident: NotRequired[OfferIncident]
+
+
+class IncidentDetail(IncidentOut):
+    reports: list[dict]
+    missions: list[MissionOut]
+    timeline: list[dict]
+    queue_reasons: Annotated[dict[str, str], Field(description="why drones were ruled out, if queued")]
+
+
+class MissionDetail(MissionOut):
+    timeline: Annotated[list[dict], Field(description="state transitions")]
+    steps: Annotated[list[dict], Field(description="flight steps: arming, takeoff, targets, landing ...")]
+
+
+class DroneOut(TypedDict):
+    id: str
+    station_id: str
+    model: str
+    state: str
+    since: str | None
+    battery_pct: float
+    lat: float
+    lon: float
+    alt_m: float
+    mission_id: str | None
+    updated_at: str | None
+
+
+class StationOut(TypedDict):
+    id: str
+    name: str
+    district: str
+    lat: float
+    lon: float
+    drones: list[str]
+    pilot_on_duty: str | None
+
+
+# --- builders -------------------------------------------------------------------------------------
+
+
+def incident_view(inc: Incident) -> IncidentOut:
     return {
         "id": inc.id,
         "grade": inc.grade,
@@ -37,12 +159,16 @@ def incident_view(inc: Incident) -> dict[str, Any]:
         "closed_at": iso(inc.closed_at),
         "close_reason": inc.close_reason,
         "blocked_reason": inc.blocked_reason,
-        "search_area": inc.search_area,
+        "search_area": inc.search_area,  # type: ignore[typeddict-item]
     }
 
 
-def mission_view(m: Mission, now: datetime | None = None) -> dict[str, Any]:
-    view = {
+def plan_view(plan: SearchPlan | None) -> SearchPlanOut | None:
+    return plan.to_json() if plan is not None else None  # type: ignore[return-value]
+
+
+def mission_view(m: Mission, now: datetime | None = None) -> MissionOut:
+    view: MissionOut = {
         "id": m.id,
         "incident_id": m.incident_id,
         "drone_id": m.drone_id,
@@ -57,14 +183,14 @@ def mission_view(m: Mission, now: datetime | None = None) -> dict[str, Any]:
         "decided_by": m.decided_by,
         "reason": m.reason,
         "updated_at": iso(m.updated_at),
-        "plan": m.plan,
+        "plan": plan_view(m.plan),
     }
     if now is not None and m.state.value == "offered":
         view["remaining_s"] = max(0.0, round((m.expires_at - now).total_seconds(), 1))
     return view
 
 
-def offer_view(m: Mission, inc: Incident, now: datetime) -> dict[str, Any]:
+def offer_view(m: Mission, inc: Incident, now: datetime) -> MissionOut:
     """What a pilot needs to decide in seconds: the mission plus the incident's essentials."""
     view = mission_view(m, now)
     view["incident"] = {
@@ -80,7 +206,7 @@ def offer_view(m: Mission, inc: Incident, now: datetime) -> dict[str, Any]:
     return view
 
 
-def drone_view(d: Drone) -> dict[str, Any]:
+def drone_view(d: Drone) -> DroneOut:
     return {
         "id": d.id,
         "station_id": d.station_id,

@@ -16,6 +16,13 @@ from tests import support
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
+    """A small roster (support.SMALL_ROSTER stations around STATION_A): most tests are about rules, not the city."""
+    return support.copy_configs(tmp_path / "configs", stations=support.SMALL_ROSTER)
+
+
+@pytest.fixture
+def full_config_dir(tmp_path: Path) -> Path:
+    """The whole 140-station roster, for tests about the city-wide fleet."""
     return support.copy_configs(tmp_path / "configs")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -48,9 +49,27 @@ def auth(who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN[who]}"}
 
 
-def copy_configs(dest: Path, **policy: Any) -> Path:
-    """A private copy of configs/ with dispatch policy overrides (e.g. offer_timeout_s=0.5)."""
+#: Stations kept by a small test config: enough for declines, redirects and neighbours, a tenth of the roster.
+SMALL_ROSTER = 12
+
+
+def copy_configs(dest: Path, stations: int | None = None, **policy: Any) -> Path:
+    """A private copy of configs/ with dispatch policy overrides (e.g. offer_timeout_s=0.5).
+
+    `stations`: keep only this many stations, the nearest to STATION_A (it and STATION_B always kept), for
+    tests where the whole roster is not the point: a runtime with 12 stations starts in a fraction of the time.
+    """
     shutil.copytree(CONFIGS, dest)
+    if stations is not None:
+        path = dest / "stations.json"
+        doc = json.loads(path.read_text())
+        by_id = {s["id"]: s for s in doc["stations"]}
+        a = by_id[STATION_A]
+        near = sorted(doc["stations"], key=lambda s: (s["lat"] - a["lat"]) ** 2 + ((s["lon"] - a["lon"]) * 0.85) ** 2)
+        keep = [STATION_A, STATION_B]
+        keep += [s["id"] for s in near if s["id"] not in keep][: max(stations - 2, 0)]
+        doc["stations"] = [s for s in doc["stations"] if s["id"] in keep]
+        path.write_text(json.dumps(doc, indent=1))
     if policy:
         path = dest / "dispatch.yaml"
         doc = yaml.safe_load(path.read_text())

@@ -9,7 +9,7 @@ import pytest
 
 from controller import geo
 from controller.auth import Principal, Role
-from controller.dispatch_center import NewIncident
+from controller.center import NewIncident
 from controller.domain.errors import Conflict, Forbidden
 from controller.domain.state_machine import IllegalTransition
 from controller.domain.states import DroneState, IncidentStatus, MissionState
@@ -65,7 +65,7 @@ async def test_decline_offers_the_next_best_drone(runtime: Runtime) -> None:
 
 
 async def test_expiry_offers_the_next_drone(tmp_path: Path) -> None:
-    cfg = support.copy_configs(tmp_path / "configs", offer_timeout_s=0.3)
+    cfg = support.copy_configs(tmp_path / "configs", stations=support.SMALL_ROSTER, offer_timeout_s=0.3)
     rt = build_runtime(tmp_path, cfg)
     await rt.start()
     try:
@@ -115,7 +115,7 @@ async def test_illegal_transition_changes_nothing(runtime: Runtime) -> None:
 
 async def test_no_feasible_drone_queues_until_one_frees_up(tmp_path: Path) -> None:
     # Everyone but stations A's and B's drones is in maintenance; they take two incidents, the third waits.
-    rt = build_runtime(tmp_path, support.copy_configs(tmp_path / "configs"))
+    rt = build_runtime(tmp_path, support.copy_configs(tmp_path / "configs", stations=support.SMALL_ROSTER))
     await rt.start()
     try:
         admin = Principal(Role.ADMIN, "admin")
@@ -158,7 +158,7 @@ async def test_merge_rules_category_radius(runtime: Runtime) -> None:
 
 
 async def test_merge_window(tmp_path: Path) -> None:
-    cfg = support.copy_configs(tmp_path / "configs", duplicate_merge={"radius_m": 300, "window_s": 0.2})
+    cfg = support.copy_configs(tmp_path / "configs", stations=support.SMALL_ROSTER, duplicate_merge={"radius_m": 300, "window_s": 0.2})
     rt = build_runtime(tmp_path, cfg)
     await rt.start()
     try:
@@ -208,7 +208,7 @@ async def test_every_transition_is_timestamped_and_stored(runtime: Runtime) -> N
 
 async def test_periodic_sweep_picks_up_changes_no_command_announced(tmp_path: Path) -> None:
     """A charging battery raises no command; the sweep notices the drone can now go."""
-    rt = build_runtime(tmp_path, support.copy_configs(tmp_path / "configs"))
+    rt = build_runtime(tmp_path, support.copy_configs(tmp_path / "configs", stations=support.SMALL_ROSTER))
     await rt.start()
     try:
         admin = Principal(Role.ADMIN, "admin")
@@ -217,12 +217,12 @@ async def test_periodic_sweep_picks_up_changes_no_command_announced(tmp_path: Pa
             if drone_id != keep:
                 await rt.center.set_maintenance(drone_id, True, admin)
         rt.center.drones[keep].battery_pct = 25.0  # too low for anything
-        rt.center._candidate_cache.clear()
+        rt.center.touch(keep)
         inc, _ = await new_incident(rt, category="fire")
         assert inc.status is IncidentStatus.QUEUED
         assert inc.queue_reasons[keep].startswith("battery: has 25%")
         rt.center.drones[keep].battery_pct = 95.0  # charged, silently
-        rt.center._candidate_cache.clear()
+        rt.center.touch(keep)
         await rt.center.sweep()
         assert inc.status is IncidentStatus.OFFERED
     finally:
@@ -245,19 +245,19 @@ async def test_queue_entry_is_announced_once(runtime: Runtime) -> None:
 async def test_grade_one_takes_a_low_grade_drone_in_flight_and_the_displaced_call_is_requeued(tmp_path: Path) -> None:
     """Preemption through the centre: the grade-3 mission is aborted with the reason, its pilot alerted,
     its incident re-queued (and offered another drone), and the flying drone offered to the grade-1 call."""
-    cfg = support.copy_configs(tmp_path / "configs", engine={"preempt_margin_s": 10})
+    cfg = support.copy_configs(tmp_path / "configs", stations=support.SMALL_ROSTER, engine={"preempt_margin_s": 10})
     rt = build_runtime(tmp_path, cfg)
     await rt.start()
     try:
         low, _ = await new_incident(rt, grade=3, north=400)
         (m,) = offered(rt, low.id)
         await rt.center.accept(m.id, pilot(m.station_id))
-        await rt.center.flight_launched(m.id)
+        await rt.center.reports.flight_launched(m.id)
         drone = rt.center.drones[m.drone_id]
         assert drone.state is DroneState.ENROUTE
         # The drone is now right over a spot 250 m from a new grade-1 call; every free drone must launch and climb.
         lat, lon = near(rt, m.station_id, 2500)
-        rt.center.telemetry(drone.id, *geo.destination(lat, lon, 180.0, 250.0), 120.0, 95.0)
+        rt.center.reports.telemetry(drone.id, *geo.destination(lat, lon, 180.0, 250.0), 120.0, 95.0)
         seq = rt.center.bus.last_published_seq
         urgent, _ = await rt.center.create_incident(NewIncident(grade=1, category="violent_crime", lat=lat, lon=lon), CMD)
 

@@ -45,8 +45,8 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
         center = rt.center
         return {
             "status": "ok" if center.started else "starting",
-            "drones": len(center.drones),
-            "open_incidents": len(center.incidents),
+            "drones": len(center.view.drones),
+            "open_incidents": len(center.view.incidents),
             "last_event_seq": center.bus.last_published_seq,
         }
 
@@ -58,8 +58,8 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             "loop_lag": rt.lag.summary(),
             "events_published": center.bus.last_published_seq,
             "event_subscribers": center.bus.subscriber_count,
-            "db_commits": center._writer.commits if center._writer else 0,  # noqa: SLF001
-            "open_incidents": len(center.incidents),
+            "db_commits": center.journal.commits,
+            "open_incidents": len(center.view.incidents),
         }
         if rt.fleet is not None:
             out["fleet"] = {

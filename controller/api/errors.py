@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from controller.dispatch_center import ServiceUnavailable
+from controller.center import ServiceUnavailable
 from controller.domain.errors import Conflict, Forbidden, IllegalTransition, NotFound
 
 MAX_BODY_BYTES = 64 * 1024

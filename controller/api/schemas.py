@@ -1,4 +1,8 @@
-"""Request and response bodies. Strict: unknown fields, out-of-range values and oversized strings are 422."""
+"""Request bodies (strict: unknown fields, out-of-range values and oversized strings are 422) and the error body.
+
+Response shapes are declared once, in controller.views, beside the functions
+that build them for both REST and the event stream.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from controller.config.models import INCIDENT_CATEGORIES
+from controller.domain.categories import INCIDENT_CATEGORIES, SEARCH_CATEGORY
 
 Category = Literal["traffic_accident", "missing_person", "violent_crime", "fire", "other"]
 assert set(Category.__args__) == set(INCIDENT_CATEGORIES)  # type: ignore[attr-defined]
@@ -36,7 +40,7 @@ class IncidentCreate(Strict):
 
     @model_validator(mode="after")
     def _search_area(self) -> IncidentCreate:
-        if (self.search_radius_m is not None or self.search_polygon is not None) and self.category != "missing_person":
+        if (self.search_radius_m is not None or self.search_polygon is not None) and self.category != SEARCH_CATEGORY:
             raise ValueError("a search area is only for missing_person incidents")
         if self.search_radius_m is not None and self.search_polygon is not None:
             raise ValueError("give search_radius_m or search_polygon, not both")
@@ -72,86 +76,6 @@ class AbortRequest(Strict):
 class MaintenanceRequest(Strict):
     on: bool
     reason: str = Field(default="", max_length=500)
-
-
-class IncidentOut(BaseModel):
-    id: str
-    grade: int
-    category: str
-    status: str
-    lat: float
-    lon: float
-    address: str | None
-    description: str
-    callers: int
-    drones_requested: int
-    created_at: str
-    updated_at: str | None
-    last_report_at: str | None
-    closed_at: str | None
-    close_reason: str | None
-    blocked_reason: str | None = Field(default=None, description="why no drone can serve it (e.g. no-fly zone)")
-    search_area: dict | None = None
-
-
-class IncidentCreated(IncidentOut):
-    merged: bool = Field(description="true when this call was merged into an open incident as a repeat call")
-
-
-class MissionOut(BaseModel):
-    id: str
-    incident_id: str
-    drone_id: str
-    station_id: str
-    pilot_id: str | None
-    state: str
-    offered_at: str
-    expires_at: str
-    remaining_s: float | None = None
-    eta_s: float
-    distance_m: float
-    decided_at: str | None
-    decided_by: str | None
-    reason: str | None
-    updated_at: str | None
-    plan: dict | None = None
-    incident: dict | None = None
-
-
-class IncidentDetail(IncidentOut):
-    reports: list[dict]
-    missions: list[MissionOut]
-    timeline: list[dict]
-    queue_reasons: dict[str, str] = Field(default_factory=dict, description="why drones were ruled out, if queued")
-
-
-class MissionDetail(MissionOut):
-    timeline: list[dict] = Field(description="state transitions")
-    steps: list[dict] = Field(default_factory=list, description="flight steps: arming, takeoff, targets, landing ...")
-
-
-class DroneOut(BaseModel):
-    id: str
-    station_id: str
-    model: str
-    state: str
-    since: str | None
-    battery_pct: float
-    lat: float
-    lon: float
-    alt_m: float
-    mission_id: str | None
-    updated_at: str | None
-
-
-class StationOut(BaseModel):
-    id: str
-    name: str
-    district: str
-    lat: float
-    lon: float
-    drones: list[str]
-    pilot_on_duty: str | None
 
 
 class Problem(BaseModel):

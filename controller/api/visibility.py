@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from controller.auth import Principal, Role
+from controller.domain.categories import SEARCH_CATEGORY
 from controller.domain.errors import Forbidden
 from controller.events import Event
-
-SEARCH_CATEGORY = "missing_person"
 
 
 def check_incident(who: Principal, category: str, mission_stations: Iterable[str]) -> None:

@@ -33,7 +33,8 @@ from controller.bench.common import machine, percentiles, progress, stamp
 from controller.config import FleetConfig, load_config
 from controller.config.models import DroneModel
 from controller.dispatch.base import Dispatcher, DroneCandidate, IncidentRequest
-from controller.dispatch.engine import DispatchEngine, StationSite
+from controller.dispatch.engine import DispatchEngine
+from controller.dispatch.returns import StationSite
 from controller.dispatch.nearest_eta import NearestEtaDispatcher
 from controller.domain.states import DroneState
 
@@ -285,8 +286,9 @@ class _World:
         if math.isfinite(t_home) and after_scene - pct * (t_home + chk.land_s) >= reserve:
             land_at, back = (home.station_id, home.x, home.y), t_home
         else:  # the nearest station taking the model (what the feasibility check planned with)
-            sid, lx, ly, back = self.physics.return_site(req.x, req.y, cand.model_id, model.cruise_speed_ms)
-            land_at = (sid, lx, ly)
+            site = self.physics.returns.site(req.x, req.y, cand.model_id, model.cruise_speed_ms)
+            assert site is not None, "the engine accepted a flight with no station to return to"
+            land_at, back = (site.station_id, site.x, site.y), site.flight_s
         land = leave + chk.scene_climb_s + back + chk.land_s
         f = _Flight(req.id, req.grade, takeoff, now + wait + chk.launch_s + chk.climb_s, cand.x, cand.y,
                     cand.battery_pct, req.x, req.y, arrive, leave, land, land_at, cand.battery_pct - pct * (land - takeoff))

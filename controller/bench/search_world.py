@@ -33,8 +33,8 @@ from shapely.ops import unary_union
 from controller import geo
 from controller.auth import Principal, Role, TokenRegistry
 from controller.config import default_config_dir
-from controller.dispatch_center import NewIncident
-from controller.domain.states import MissionState
+from controller.center import NewIncident
+from controller.domain.states import AIRBORNE_MISSION, FINISHED_MISSION, MissionState
 from controller.runtime import Runtime
 from controller.settings import Settings
 from sitl.camera_render import SEARCH_SPAN_C, CameraPose, Intrinsics, local_xy, render_thermal
@@ -179,9 +179,9 @@ class SearchWorld:
                 if m.state is MissionState.OFFERED:
                     await rt.center.accept(m.id, Principal(Role.PILOT, "bench-pilot", m.station_id))
             missions = rt.center.incident_missions(inc.id)
-            flying = [m for m in missions if m.state in (MissionState.LAUNCHED, MissionState.ON_SCENE)]
+            flying = [m for m in missions if m.state in AIRBORNE_MISSION]
             searching = [m for m in flying if m.plan is not None]
-            if missions and all(m.state in (MissionState.RETURNING, MissionState.COMPLETED) for m in missions) and any(
+            if missions and all(m.state in FINISHED_MISSION for m in missions) and any(
                 m.plan is not None for m in missions
             ):
                 completed = True
@@ -194,8 +194,8 @@ class SearchWorld:
                     first_true = sim.sim_time - sim0
             if progress is not None and now - last_note > 10:
                 last_note = now
-                done = sum((m.plan or {}).get("done", 0) for m in missions)
-                total = sum(len((m.plan or {}).get("waypoints", [])) for m in missions)
+                done = sum(m.plan.done for m in missions if m.plan is not None)
+                total = sum(len(m.plan.waypoints) for m in missions if m.plan is not None)
                 progress(
                     f"  {sc.name}: {sim.sim_time - sim0:5.0f} s simulated, {len(flying)} flying, "
                     f"waypoints {done}/{total}, {len(rt.hotspots.list(inc.id))} hotspots"

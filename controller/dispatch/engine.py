@@ -37,7 +37,8 @@ from controller.dispatch.base import (
     IncidentRequest,
     unavailable_reason,
 )
-from controller.dispatch.flight import launch_delay_s, vertical_legs_s, wind_vector
+from controller.dispatch.flight import battery_pct, launch_delay_s, vertical_legs_s, wind_vector
+from controller.dispatch.returns import ReturnPlanner, ReturnSite, StationSite
 from controller.dispatch.routing import NoFlyRouter
 from controller.domain.states import DroneState
 
@@ -50,11 +51,6 @@ _STATES = tuple(DroneState)
 _STATE_CODE = {s: i for i, s in enumerate(_STATES)}
 _AVAILABLE_CODE = np.array([s in AVAILABLE for s in _STATES])
 _IN_FLIGHT_CODE = np.array([s in IN_FLIGHT_ON_MISSION for s in _STATES])
-#: Nearest stations (straight line) checked when looking for where a drone can land after the scene.
-RETURN_CANDIDATES = 4
-#: Scenes whose return time is remembered.
-BACK_CACHE = 8192
-
 R_EXCLUDED = "declined or expired for this incident"
 R_BATTERY = "battery"
 R_NOFLY_SCENE = "scene inside a no-fly zone"
@@ -67,22 +63,6 @@ R_PREEMPT_MARGIN = "in flight on a lower-grade mission; taking it would not save
 # Per-pair codes (0 = feasible).
 OK, EXCLUDED, NOFLY_SCENE, NO_ROUTE, NO_RETURN, BATTERY = range(6)
 CODE_REASON = {EXCLUDED: R_EXCLUDED, NOFLY_SCENE: R_NOFLY_SCENE, NO_ROUTE: R_NO_ROUTE, NO_RETURN: R_NO_RETURN, BATTERY: R_BATTERY}
-
-
-@dataclass(frozen=True, slots=True)
-class StationSite:
-    """Where drones can land and recharge, and which models its dock/chargers take."""
-
-    id: str
-    x: float
-    y: float
-    models: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class _Sites:
-    xy: np.ndarray
-    tree: cKDTree
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,17 +135,10 @@ class DispatchEngine(Dispatcher):
         self._wind = wind_vector(policy.wind)
         speeds = {m.cruise_speed_ms for m in (models or {}).values()}
         self.router = NoFlyRouter(nofly, policy.engine.nofly_buffer_m, speeds, self._wind)
-        self._stations = tuple(stations)
         if stations:
             self.router.precompute_origins(np.array([(s.x, s.y) for s in stations]), speeds)
-        self._sites: dict[str | None, _Sites] = {}
-        # Scene -> quickest station, by model: waiting incidents are re-evaluated on every pass.
-        self._back_cache: dict[tuple[float, float, str, float], float] = {}
-        if stations:
-            model_ids = {m for s in stations for m in s.models}
-            for key in (*model_ids, None):
-                pts = np.array([(s.x, s.y) for s in stations if key is None or key in s.models])
-                self._sites[key] = _Sites(pts, cKDTree(pts))
+        #: Where drones go after the scene and what it costs: shared with the flight layer (MissionRunner).
+        self.returns = ReturnPlanner(stations, self.router)
 
     @classmethod
     def from_config(cls, config: FleetConfig) -> DispatchEngine:
@@ -227,25 +200,11 @@ class DispatchEngine(Dispatcher):
     def _return_time(
         self, ix: np.ndarray, iy: np.ndarray, model_id: str, airspeed: float, home: tuple[np.ndarray, np.ndarray]
     ) -> np.ndarray:
-        """Seconds from each scene to the nearest station that can take the model (routed, in the wind)."""
-        sites = self._sites.get(model_id) or self._sites.get(None)
-        if sites is None:  # no station list: come back to where the drone started
+        """Seconds from each scene to the station the shared return rule picks (routed, in the wind)."""
+        if not self.returns.has_stations:  # no station list: come back to where the drone started
             t, _, _ = self.router.leg(ix[:, None], iy[:, None], home[0][None, :], home[1][None, :], airspeed)
             return t
-        keys = [(float(x), float(y), model_id, airspeed) for x, y in zip(ix, iy, strict=True)]
-        out = np.array([self._back_cache.get(key, np.nan) for key in keys])
-        todo = np.flatnonzero(np.isnan(out))
-        if len(todo):
-            k = min(RETURN_CANDIDATES, len(sites.xy))
-            _, idx = sites.tree.query(np.stack([ix[todo], iy[todo]], axis=1), k=k)
-            idx = np.asarray(idx).reshape(len(todo), k)
-            sx, sy = sites.xy[idx, 0], sites.xy[idx, 1]
-            t, _, _ = self.router.leg(ix[todo][:, None], iy[todo][:, None], sx, sy, airspeed)
-            out[todo] = np.where(np.isfinite(t), t, np.inf).min(axis=1)
-            if len(self._back_cache) > BACK_CACHE:
-                self._back_cache.clear()
-            self._back_cache.update((keys[i], float(out[i])) for i in todo)
-        return out
+        return self.returns.flight_times(ix, iy, model_id, airspeed)
 
     def _evaluate(self, rows: Sequence[IncidentRequest], fleet: _Fleet, cols: np.ndarray, drones: Sequence[DroneCandidate]) -> _Pairs:
         """Exact time to scene, path length, battery need and feasibility code for rows x cols."""
@@ -268,7 +227,7 @@ class DispatchEngine(Dispatcher):
             back[:, sel] = t if t.ndim == 2 else t[:, None]
         on_scene = np.array([policy.on_scene_seconds(inc.category) for inc in rows])[:, None]
         airborne = fleet.climb_s[cols] + out_t + legs["scene_descent"] + on_scene + legs["scene_climb"] + back + legs["land"]
-        need = 100.0 * airborne / fleet.endurance[cols]
+        need = battery_pct(airborne, fleet.endurance[cols])
         code = np.zeros((n, m), dtype=np.int8)
         code[fleet.battery[cols] - need < policy.battery_reserve_pct] = BATTERY
         code[~np.isfinite(back)] = NO_RETURN
@@ -355,7 +314,7 @@ class DispatchEngine(Dispatcher):
     ) -> np.ndarray:
         """Battery % no flight can use less of: straight out with the wind behind it, the time on scene,
         the exact return to the nearest station (0 without a station list) and the vertical legs."""
-        if not self._sites:
+        if not self.returns.has_stations:
             back = np.zeros(lb.shape)
         else:
             ix = np.array([inc.x for inc in rows])
@@ -369,7 +328,7 @@ class DispatchEngine(Dispatcher):
         on_scene = np.array([self._policy.on_scene_seconds(inc.category) for inc in rows])[:, None]
         legs = fleet.legs
         airborne = lb - fleet.launch[cols] + on_scene + legs["scene_climb"][cols] + back + legs["land"][cols]
-        return 100.0 * airborne / fleet.endurance[cols]
+        return battery_pct(airborne, fleet.endurance[cols])
 
     def point_etas(
         self, px: np.ndarray, py: np.ndarray, drones: Sequence[DroneCandidate], *, nearest: int = 8, category: str = "default"
@@ -394,7 +353,7 @@ class DispatchEngine(Dispatcher):
         for model_id in {drones[j].model_id for j in np.unique(cols)}:
             sel = np.vectorize(lambda j: drones[j].model_id == model_id)(cols)
             j0 = int(cols[sel][0])
-            if self._sites:
+            if self.returns.has_stations:
                 t = self._return_time(px, py, model_id, float(fleet.cruise[j0]), (fleet.x[:0], fleet.y[:0]))
                 back = np.where(sel, t[:, None], back)
             else:  # no station list: back to where each drone started
@@ -404,7 +363,7 @@ class DispatchEngine(Dispatcher):
             fleet.climb_s[cols] + out_t + legs["scene_descent"] + self._policy.on_scene_seconds(category)
             + legs["scene_climb"] + back + legs["land"]
         )
-        need = 100.0 * airborne / fleet.endurance[cols]
+        need = battery_pct(airborne, fleet.endurance[cols])
         ok = np.isfinite(out_t) & (fleet.battery[cols] - need >= self._policy.battery_reserve_pct)
         ok &= ~self.router.inside(px, py)[:, None]
         eta = np.where(ok, eta, np.inf)
@@ -429,16 +388,9 @@ class DispatchEngine(Dispatcher):
         return PairCheck(refused, float(eta[0]), float(p.dist[0, 0]), float(p.need[0, 0]),
                          float(fleet.launch[0]), float(fleet.climb_s[0]), legs["scene_climb"], legs["land"])
 
-    def return_site(self, x: float, y: float, model_id: str, airspeed: float) -> tuple[str, float, float, float]:
-        """(station id, x, y, routed seconds) of the quickest station taking the model from (x, y)."""
-        sites = [s for s in self._stations if model_id in s.models] or list(self._stations)
-        k = min(RETURN_CANDIDATES, len(sites))
-        xy = np.array([(s.x, s.y) for s in sites])
-        near = np.argsort(np.hypot(xy[:, 0] - x, xy[:, 1] - y))[:k]
-        t, _, _ = self.router.leg(np.full(k, x), np.full(k, y), xy[near, 0], xy[near, 1], airspeed)
-        t = np.where(np.isfinite(t), t, np.inf)
-        best = int(near[int(np.argmin(t))])
-        return sites[best].id, sites[best].x, sites[best].y, float(t.min())
+    def return_site(self, x: float, y: float, model_id: str, airspeed: float) -> ReturnSite | None:
+        """The station a drone flying from (x, y) returns to under the shared rule (see dispatch.returns)."""
+        return self.returns.site(x, y, model_id, airspeed)
 
     def pair_eta(self, incident: IncidentRequest, drone: DroneCandidate) -> tuple[float, float]:
         """(time to scene, path length) of one drone to one incident under this engine's flight model,

@@ -48,6 +48,16 @@ def leg_time_s(
     return np.where(dist > 0, t, 0.0), dist
 
 
+def return_seconds(flight_s: np.ndarray | float, alt_m: np.ndarray | float, descent_ms: np.ndarray | float) -> np.ndarray | float:
+    """Seconds from a point at `alt_m` to wheels down: the cruise back (`flight_s`), then the descent."""
+    return flight_s + np.maximum(alt_m, 0.0) / descent_ms
+
+
+def battery_pct(seconds: np.ndarray | float, endurance_s: np.ndarray | float) -> np.ndarray | float:
+    """Share of a full battery (%) that `seconds` of flight take."""
+    return 100.0 * seconds / endurance_s
+
+
 def launch_delay_s(policy: DispatchPolicy, state: DroneState) -> float:
     """Accept-to-wheels-up: hot standby is quickest, a just-landed drone needs checks, a charging one unplugging."""
     delays = policy.launch_delay_s
@@ -68,5 +78,5 @@ def vertical_legs_s(policy: DispatchPolicy, climb_ms: np.ndarray, descent_ms: np
         "climb": transit / climb_ms,
         "scene_descent": (transit - scene) / descent_ms,
         "scene_climb": (transit - scene) / climb_ms,
-        "land": transit / descent_ms,
+        "land": return_seconds(0.0, transit, descent_ms),
     }

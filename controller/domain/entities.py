@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.domain.state_machine import StateMachine
 from controller.domain.states import (
@@ -16,6 +16,10 @@ from controller.domain.states import (
     IncidentStatus,
     MissionState,
 )
+
+if TYPE_CHECKING:
+    from controller.dispatch.base import Decision
+    from controller.search.plan import SearchPlan
 
 
 @dataclass(slots=True)
@@ -48,7 +52,7 @@ class Incident:
     #: Drones that declined, let the offer expire, or were aborted for this incident: never offered again.
     excluded_drones: set[str] = field(default_factory=set)
     #: The last dispatch decision that left this incident waiting (explains why), None once offered.
-    queue_decision: Any = None
+    queue_decision: Decision | None = None
     #: Whether the incident's entry into the queue has been announced on the event stream.
     queue_announced: bool = False
     #: Set when no drone can serve it at all (e.g. inside a no-fly zone); it is then not offered.
@@ -94,8 +98,8 @@ class Mission:
     decided_by: str | None = None
     reason: str | None = None
     updated_at: datetime | None = None
-    #: A search mission's share of the area: {"strip": i, "waypoints": [[lat, lon], ...], "done": n}.
-    plan: dict[str, Any] | None = None
+    #: A search mission's share of the area (set when its drone reaches the search).
+    plan: SearchPlan | None = None
 
     @classmethod
     def new(cls, id: str, *, at: datetime, state: MissionState = MissionState.OFFERED, **kw) -> Mission:

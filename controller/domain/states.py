@@ -86,7 +86,25 @@ MISSION_TRANSITIONS: dict[MissionState, frozenset[MissionState]] = {
     M.ABORTED: frozenset(),
 }
 
+# --- state groups: each rule that needs "which states" names one of these, defined only here -------------
+
+#: Drones sitting at a station out of any mission (their video feeds end here).
+ON_GROUND = frozenset({D.LANDED, D.STANDBY, D.CHARGING, D.MAINTENANCE})
+
 OPEN_INCIDENT = frozenset({I.QUEUED, I.OFFERED, I.DISPATCHED, I.ON_SCENE})
+
+#: Missions with a claim on their drone (offered, or anything after acceptance until it lands).
 ACTIVE_MISSION = frozenset({M.OFFERED, M.ACCEPTED, M.LAUNCHED, M.ON_SCENE, M.RETURNING})
-#: Missions that hold their drone for the incident (an offered drone is reserved, not yet committed).
+#: Missions that hold their drone for the incident (an offered drone is reserved, not yet committed);
+#: the flight layer flies exactly these.
 COMMITTED_MISSION = frozenset({M.ACCEPTED, M.LAUNCHED, M.ON_SCENE, M.RETURNING})
+#: Missions that count towards the drones an incident asked for (a returning drone no longer serves it).
+SERVING_MISSION = frozenset({M.OFFERED, M.ACCEPTED, M.LAUNCHED, M.ON_SCENE})
+#: Accepted and not yet heading home: the mission holds its share of a search area.
+WORKING_MISSION = frozenset({M.ACCEPTED, M.LAUNCHED, M.ON_SCENE})
+#: In the air working for its incident: its camera looks at the scene or the search area.
+AIRBORNE_MISSION = frozenset({M.LAUNCHED, M.ON_SCENE})
+#: Did its work and is going or gone home.
+FINISHED_MISSION = frozenset({M.RETURNING, M.COMPLETED})
+#: Ended without flying for the incident, or stopped: the drone is not offered for that incident again.
+RELEASED_MISSION = frozenset({M.DECLINED, M.EXPIRED, M.ABORTED})

@@ -1,9 +1,11 @@
 """The fleet service: every drone's link, one ticker for all of them, and a runner per flying mission.
 
 It is the dispatch centre's `MissionObserver` (accepted -> fly, recalled -> come
-home) and each link's listener (link up/down, telemetry). Telemetry reaches the
-centre in memory at full rate and the event stream at most once a second per
-drone, as ephemeral `drone.telemetry` events for the map.
+home) and each link's listener (link up/down, telemetry). It reports to the
+centre only through `FlightReports` and reads live state only through the
+centre's read-only view. Telemetry reaches the centre in memory at full rate
+and the event stream at most once a second per drone, as ephemeral
+`drone.telemetry` events for the map.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from controller.config import FleetConfig
+from controller.dispatch.returns import ReturnPlanner
 from controller.domain.entities import Incident, Mission
-from controller.domain.states import MissionState
-from controller.events import Event
-from controller.fleet.drone_link import DroneLink, LinkConfig, LinkError
+from controller.domain.states import COMMITTED_MISSION
+from controller.fleet.drone_link import Connect, DroneLink, LinkConfig, LinkError
 from controller.fleet.mission_runner import FlightContext, MissionRunner
 from controller.fleet.nofly import NoFlyGuard
+from controller.fleet.reports import FlightReports
 from controller.fleet.telemetry import Telemetry
-from controller.fleet.transport import Endpoint
+from controller.fleet.transport import Endpoint, open_transport
 
 if TYPE_CHECKING:
-    from controller.dispatch_center import DispatchCenter
+    from controller.center.view import LiveView
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,6 @@ LIVENESS_PERIOD_S = 0.25
 #: A drone whose link has not come up this long after start is reported lost.
 FIRST_CONTACT_GRACE_S = 15.0
 TELEMETRY_EVENT_PERIOD_S = 1.0
-FLYING = (MissionState.ACCEPTED, MissionState.LAUNCHED, MissionState.ON_SCENE, MissionState.RETURNING)
 
 
 def link_configs(config: FleetConfig, drone_ids: list[str] | None = None) -> dict[str, LinkConfig]:
@@ -60,17 +62,27 @@ def link_configs(config: FleetConfig, drone_ids: list[str] | None = None) -> dic
 
 
 class FleetService:
-    def __init__(self, center: DispatchCenter, config: FleetConfig, links: dict[str, LinkConfig]) -> None:
-        self.center = center
+    def __init__(
+        self,
+        reports: FlightReports,
+        view: LiveView,
+        config: FleetConfig,
+        links: dict[str, LinkConfig],
+        returns: ReturnPlanner,
+        connect: Connect = open_transport,
+    ) -> None:
+        self.reports = reports
+        self.view = view
         self.config = config
-        self.links: dict[str, DroneLink] = {d: DroneLink(c, listener=self) for d, c in links.items()}
+        self.links: dict[str, DroneLink] = {d: DroneLink(c, listener=self, connect=connect) for d, c in links.items()}
         self.guard = NoFlyGuard(config.nofly, config.frame)
+        self.returns = returns
         self.runners: dict[str, MissionRunner] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._last_event: dict[str, float] = {}
         self._started_at = 0.0
-        self._stations = tuple((s.id, s.lat, s.lon) for s in config.stations)
+        self._stations = {s.id: (s.id, s.lat, s.lon) for s in config.stations}
         self.telemetry_messages = 0
         #: Called with (drone id, telemetry) on every position report (the hotspot pipeline's pose history).
         self.position_listeners: list[Callable[[str, Telemetry], None]] = []
@@ -79,27 +91,25 @@ class FleetService:
     # --- life cycle -----------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open every link and resume the missions that were flying when the controller stopped."""
         self._started_at = time.monotonic()
         for link in self.links.values():
             link.start()
-        self.center.observers.append(self)
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="fleet-ticker")
-        for m in list(self.center.missions.values()):
-            if m.state in FLYING and m.drone_id in self.links:
-                inc = self.center._incident_any(m.incident_id)  # noqa: SLF001 - the centre's own lookup
+        for m in list(self.view.missions.values()):
+            if m.state in COMMITTED_MISSION and m.drone_id in self.links:
+                inc = self.view.incident(m.incident_id)
                 if inc is not None:
                     self._run(m, inc, resume=True)
-        unlinked = [d for d in self.center.drones if d not in self.links]
+        unlinked = [d for d in self.view.drones if d not in self.links]
         for drone_id in unlinked:  # no link configured: the controller cannot fly these
-            await self.center.link_state(drone_id, False)
+            await self.reports.link_state(drone_id, False)
         log.info(
             "fleet link: %d drones linked, %d without a link, %d missions resumed",
             len(self.links), len(unlinked), len(self.runners),
         )
 
     async def stop(self) -> None:
-        if self in self.center.observers:
-            self.center.observers.remove(self)
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
@@ -135,14 +145,14 @@ class FleetService:
                 link.check_liveness(now)
                 if not link.up and link.last_rx == 0.0 and now - self._started_at > FIRST_CONTACT_GRACE_S:
                     link.last_rx = -1.0  # report the missing first contact once
-                    self._spawn(self.center.link_state(drone_id, False), f"link-down-{drone_id}")
+                    self._spawn(self.reports.link_state(drone_id, False), f"link-down-{drone_id}")
 
     # --- MissionObserver ----------------------------------------------------------
 
     def mission_accepted(self, mission: Mission, incident: Incident) -> None:
         if mission.drone_id not in self.links:
             self._spawn(
-                self.center.flight_failed(mission.id, "no MAVLink link configured for this drone", to_maintenance=True),
+                self.reports.flight_failed(mission.id, "no MAVLink link configured for this drone", to_maintenance=True),
                 f"nolink-{mission.id}",
             )
             return
@@ -157,16 +167,19 @@ class FleetService:
         for other in list(self.runners.values()):
             if other.mission.drone_id == mission.drone_id and other.mission.id != mission.id:
                 other.detach()  # preempted in flight: the old runner must not command the drone any more
-        model = self.config.drone_models[self.center.drones[mission.drone_id].model]
+        drone = self.view.drones[mission.drone_id]
         ctx = FlightContext(
             profile=self.config.flight,
-            model=model,
+            model_id=drone.model,
+            model=self.config.drone_models[drone.model],
             transit_alt_m=self.config.policy.transit_altitude_m,
             reserve_pct=self.config.policy.battery_reserve_pct,
             guard=self.guard,
-            stations=self._stations,
+            returns=self.returns,
+            frame=self.config.frame,
+            station=self._stations[drone.station_id],
         )
-        runner = MissionRunner(self.links[mission.drone_id], self.center, mission, incident, ctx)
+        runner = MissionRunner(self.links[mission.drone_id], self.reports, mission, incident, ctx, peers=self.view)
         self.runners[mission.id] = runner
         runner.start(resume=resume)
         self._spawn(self._reap(mission.id, runner), f"reap-{mission.id}")
@@ -179,7 +192,7 @@ class FleetService:
     # --- LinkListener ---------------------------------------------------------------
 
     def link_state_changed(self, link: DroneLink, up: bool) -> None:
-        self._spawn(self.center.link_state(link.drone_id, up), f"link-{link.drone_id}")
+        self._spawn(self.reports.link_state(link.drone_id, up), f"link-{link.drone_id}")
         if up:
             self._spawn(self._configure(link), f"configure-{link.drone_id}")
 
@@ -190,22 +203,18 @@ class FleetService:
         t = link.telemetry
         if t.lat is None or t.lon is None:
             return
-        self.center.telemetry(link.drone_id, t.lat, t.lon, t.alt_rel_m or 0.0, t.battery_pct)
+        self.reports.telemetry(link.drone_id, t.lat, t.lon, t.alt_rel_m or 0.0, t.battery_pct)
         for listener in self.position_listeners:
             listener(link.drone_id, t)
         now = time.monotonic()
         if now - self._last_event.get(link.drone_id, 0.0) >= TELEMETRY_EVENT_PERIOD_S:
             self._last_event[link.drone_id] = now
-            drone = self.center.drones[link.drone_id]
-            data = {"drone_id": drone.id, "state": drone.state.value, **t.snapshot()}
-            self.center.bus.publish(
-                [Event(None, self.center.clock(), "drone.telemetry", data, station_id=drone.station_id, drone_id=drone.id)]
-            )
+            self.reports.live_telemetry(link.drone_id, t.snapshot())
 
     async def _configure(self, link: DroneLink) -> None:
         """Failsafes, return altitude and cruise speed, set on every drone whenever its link comes up."""
         fs = self.config.flight.failsafe
-        model = self.config.drone_models[self.center.drones[link.drone_id].model]
+        model = self.config.drone_models[self.view.drones[link.drone_id].model]
         wanted: list[tuple[str, float]] = [
             ("FS_GCS_ENABLE", fs.gcs_enable),
             ("FS_GCS_TIMEOUT", fs.gcs_timeout_s),

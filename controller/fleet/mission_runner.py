@@ -11,29 +11,37 @@ A recall (commander abort, incident closed) cancels whatever step is running
 and brings the drone home. A lost link pauses the runner; if the vehicle's own
 GCS failsafe took it home meanwhile, the runner follows it down. Every target
 is checked against the no-fly zones before it is sent.
+
+The battery rule is the dispatch engine's (`controller.dispatch.returns`): the
+drone turns for home when its battery falls to what the routed, wind-corrected
+return to the station the rule names takes, plus the reserve; and when home is
+out of reach it lands at that same station, the one the engine counted on when
+it sent the drone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from controller import geo
 from controller.config.models import DroneModel, FlightProfile
+from controller.dispatch.returns import ReturnPlanner
+from controller.domain.categories import is_search
 from controller.domain.entities import Incident, Mission
 from controller.domain.states import MissionState
 from controller.fleet.copter import CopterMode
-from controller.fleet.drone_link import CommandRejected, CommandTimeout, DroneLink, LinkDown, LinkError, MissionItem
-from controller.fleet.flight_math import battery_to_return_pct, nearest_site, orbit_points
+from controller.fleet.drone_link import CommandRejected, CommandTimeout, DroneLink, LinkDown, LinkError
+from controller.fleet.flight_math import orbit_points
 from controller.fleet.nofly import NoFlyGuard, NoFlyViolation
-from controller.search.planner import end_of
-
-if TYPE_CHECKING:
-    from controller.dispatch_center import DispatchCenter
+from controller.fleet.reports import FlightReports
+from controller.fleet.sweep import SweepMission
+from controller.geo import LocalFrame
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +56,6 @@ TRANSIENT_ARM_REFUSALS = (
 )
 #: Below this relative altitude and disarmed, the drone is on the ground.
 GROUND_ALT_M = 2.0
-SEARCH_CATEGORY = "missing_person"
-#: Search missions: 0 home, 1 take-off, 2 change speed, then the sweep waypoints, then RTL.
-FIRST_SWEEP_SEQ = 3
 
 
 class ArmRefused(LinkError):
@@ -68,12 +73,33 @@ class FailsafeReturn(Exception):
 @dataclass(frozen=True)
 class FlightContext:
     profile: FlightProfile
+    model_id: str
     model: DroneModel
     transit_alt_m: float
     reserve_pct: float
     guard: NoFlyGuard
-    #: (station id, lat, lon) of every station, for landing elsewhere when home is out of reach.
-    stations: tuple[tuple[str, float, float], ...]
+    #: The shared return rule (the dispatch engine's), and the frame its metres are in.
+    returns: ReturnPlanner
+    frame: LocalFrame
+    #: The drone's own station (id, lat, lon): home when the vehicle has not reported one.
+    station: tuple[str, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnOptions:
+    """Where the drone can go home from here, and the battery each option takes (before the reserve)."""
+
+    home: tuple[float, float]
+    home_pct: float
+    #: The station the return rule names (None when no station is reachable) and its cost.
+    site: tuple[str, float, float] | None
+    site_pct: float
+
+
+class MissionPeers(Protocol):
+    """Lookups a runner needs beyond its own mission (the dispatch centre's read-only view provides them)."""
+
+    def incident_missions(self, incident_id: str) -> list[Mission]: ...
 
 
 #: Turning points of a detour count as reached within this distance.
@@ -86,10 +112,17 @@ SEARCH_TRANSIT_M = 300.0
 
 class MissionRunner:
     def __init__(
-        self, link: DroneLink, center: DispatchCenter, mission: Mission, incident: Incident, ctx: FlightContext
+        self,
+        link: DroneLink,
+        reports: FlightReports,
+        mission: Mission,
+        incident: Incident,
+        ctx: FlightContext,
+        peers: MissionPeers | None = None,
     ) -> None:
         self.link = link
-        self.center = center
+        self.reports = reports
+        self.peers = peers
         self.mission = mission
         self.incident = incident
         self.ctx = ctx
@@ -150,17 +183,17 @@ class MissionRunner:
                 await self._come_home(f"battery reserve: {exc}")
             except FailsafeReturn as exc:
                 await self._step("failsafe", str(exc), ok=False)
-                await self.center.flight_returning(m.id, str(exc))
+                await self.reports.flight_returning(m.id, str(exc))
                 await self._wait_landed()
             except NoFlyViolation as exc:
                 await self._step("no-fly", str(exc), ok=False)
                 # Block first, so failing the mission does not offer the same target to the next drone.
-                await self.center.block_incident(self.incident.id, str(exc))
-                await self.center.flight_failed(m.id, f"refused: {exc}", to_maintenance=False)
+                await self.reports.block_incident(self.incident.id, str(exc))
+                await self.reports.flight_failed(m.id, f"refused: {exc}", to_maintenance=False)
                 await self._come_home("no-fly target refused")
             except (ArmRefused, CommandRejected, CommandTimeout, LinkDown) as exc:
                 await self._step("failed", str(exc), ok=False)
-                await self.center.flight_failed(m.id, str(exc), to_maintenance=True)
+                await self.reports.flight_failed(m.id, str(exc), to_maintenance=True)
                 await self._come_home(str(exc))
         except asyncio.CancelledError:
             pass
@@ -170,11 +203,11 @@ class MissionRunner:
             self.finished.set()
 
     async def _step(self, step: str, detail: str = "", ok: bool = True) -> None:
-        await self.center.flight_step(self.mission.id, step, detail, ok)
+        await self.reports.flight_step(self.mission.id, step, detail, ok)
 
     @property
     def searching(self) -> bool:
-        return self.incident.category == SEARCH_CATEGORY
+        return is_search(self.incident.category)
 
     def _here(self) -> tuple[float, float]:
         t = self.link.telemetry
@@ -203,7 +236,7 @@ class MissionRunner:
         await link.command_long(mavlink2.MAV_CMD_NAV_TAKEOFF, [0, 0, 0, 0, 0, 0, alt], what="takeoff", **self._cmd())
         await self._step("takeoff", f"climbing to {alt:.0f} m")
         await link.wait_for(lambda t: (t.alt_rel_m or 0) > GROUND_ALT_M, p.takeoff_timeout_s, "leaving the ground")
-        await self.center.flight_launched(self.mission.id)
+        await self.reports.flight_launched(self.mission.id)
         climb_s = alt / self.ctx.model.climb_rate_ms
         await link.wait_for(lambda t: (t.alt_rel_m or 0) >= 0.95 * alt, climb_s * 3 + 30, "climb to transit altitude")
         await self._step("transit altitude", f"{self.link.telemetry.alt_rel_m:.0f} m")
@@ -218,7 +251,7 @@ class MissionRunner:
         self.ctx.guard.route(self._here(), (self.incident.lat, self.incident.lon))  # refuses a scene in a zone or unreachable
         await self.link.set_mode(CopterMode.GUIDED, timeout=1.0, retries=5)
         await self._step("redirected in flight", f"at {t.alt_rel_m or 0:.0f} m, {t.battery_pct or 0:.0f}% battery; GUIDED")
-        await self.center.flight_launched(self.mission.id)
+        await self.reports.flight_launched(self.mission.id)
 
     async def _arm(self) -> None:
         texts: list[str] = []
@@ -237,12 +270,31 @@ class MissionRunner:
                 await asyncio.sleep(1.0)
         raise ArmRefused(f"arming refused {self.ctx.profile.arm_attempts} times: {'; '.join(texts)}")
 
+    def return_options(self) -> ReturnOptions:
+        """Home, and the station the shared return rule names, each with the battery the flight there takes."""
+        t = self.link.telemetry
+        lat, lon = self._here()
+        alt = t.alt_rel_m or 0.0
+        ctx = self.ctx
+        cruise = ctx.model.cruise_speed_ms
+        x, y = ctx.frame.to_xy(lat, lon)
+        home = (t.home[0], t.home[1]) if t.home else (ctx.station[1], ctx.station[2])
+        home_s = ctx.returns.flight_time_to(x, y, *ctx.frame.to_xy(*home), cruise)
+        if not math.isfinite(home_s):  # no flyable route in the model's wind: the straight line is the best guess
+            home_s = geo.distance_m(lat, lon, *home) / cruise
+        home_pct = ctx.returns.need_pct(home_s, alt, ctx.model)
+        site = ctx.returns.site(x, y, ctx.model_id, cruise)
+        if site is None:
+            return ReturnOptions(home, home_pct, None, math.inf)
+        slat, slon = ctx.frame.to_latlon(site.x, site.y)
+        return ReturnOptions(home, home_pct, (site.station_id, slat, slon), ctx.returns.need_pct(site.flight_s, alt, ctx.model))
+
     def _check_battery(self) -> None:
         t = self.link.telemetry
         if t.battery_pct is None or t.lat is None:
             return
-        home = t.home or (self.center.drones[self.mission.drone_id].lat, self.center.drones[self.mission.drone_id].lon, 0)
-        need = battery_to_return_pct(geo.equirectangular_m(t.lat, t.lon, home[0], home[1]), t.alt_rel_m or 0, self.ctx.model)
+        opts = self.return_options()
+        need = opts.site_pct if opts.site is not None else opts.home_pct  # the rule the engine dispatched with
         floor = need + self.ctx.reserve_pct + self.ctx.profile.battery_return_margin_pct
         if t.battery_pct <= floor:
             raise BatteryLow(f"{t.battery_pct:.0f}% left, the flight home needs {need:.0f}% + reserve")
@@ -302,7 +354,7 @@ class MissionRunner:
         inc = self.incident
         await self._step("target sent", f"scene at {inc.lat:.5f}, {inc.lon:.5f}")
         await self._fly_route(inc.lat, inc.lon, "the flight to the scene", self.ctx.profile.arrival_radius_m)
-        await self.center.flight_on_scene(self.mission.id)
+        await self.reports.flight_on_scene(self.mission.id)
         await self._step("on scene")
 
     async def _on_scene(self) -> None:
@@ -324,68 +376,62 @@ class MissionRunner:
 
     async def _search(self) -> None:
         """Sweep this drone's share of the search area as an AUTO mission, reporting progress."""
-        plan = await self.center.search_plan(self.mission.id)
-        wps = [tuple(w) for w in plan["waypoints"]]
-        alt = plan["altitude_m"]
+        plan = await self.reports.search_plan(self.mission.id)
+        wps = plan.waypoints
+        alt = plan.altitude_m
         if wps and geo.distance_m(*self._here(), *wps[0]) > SEARCH_TRANSIT_M:
             # get there at cruise speed in GUIDED; the AUTO sweep then runs at the slower search speed
             await self._fly_route(wps[0][0], wps[0][1], "the flight to the search area", self.ctx.profile.arrival_radius_m)
-            await self._step("at the search area", f"strip {plan['strip']}")
+            await self._step("at the search area", f"strip {plan.strip}")
         legs = [self._here(), *wps]
         for a, b in zip(legs, legs[1:]):
             self.ctx.guard.check_leg(a, b, "the search pattern")
-        items = [
-            MissionItem(mavlink2.MAV_CMD_NAV_WAYPOINT),  # home: the vehicle keeps its own
-            MissionItem(mavlink2.MAV_CMD_NAV_TAKEOFF, alt=alt),
-            MissionItem(mavlink2.MAV_CMD_DO_CHANGE_SPEED, params=(1, plan["speed_ms"], -1, 0)),
-            *(MissionItem(mavlink2.MAV_CMD_NAV_WAYPOINT, lat=lat, lon=lon, alt=alt) for lat, lon in wps),
-            MissionItem(mavlink2.MAV_CMD_NAV_RETURN_TO_LAUNCH),
-        ]
-        await self.link.upload_mission(items, timeout=self.ctx.profile.command_timeout_s)
-        km = self.center.search_planner.length_m(plan) / 1000
-        origin = f", resuming {plan['resumed_from']}" if "resumed_from" in plan else ""
-        await self._step("search plan uploaded", f"strip {plan['strip']}: {len(wps)} waypoints, {km:.1f} km at {alt:.0f} m{origin}")
+        sweep = SweepMission(plan)
+        await self.link.upload_mission(sweep.items(), timeout=self.ctx.profile.command_timeout_s)
+        km = plan.length_m() / 1000
+        origin = f", resuming {plan.resumed_from}" if plan.resumed_from else ""
+        await self._step("search plan uploaded", f"strip {plan.strip}: {len(wps)} waypoints, {km:.1f} km at {alt:.0f} m{origin}")
         await self.link.set_mode(CopterMode.AUTO, **self._cmd())
         await self.link.command_long(mavlink2.MAV_CMD_MISSION_START, [0, 0], what="mission start", **self._cmd())
-        await self.center.flight_on_scene(self.mission.id, searching=True)
+        await self.reports.flight_on_scene(self.mission.id, searching=True)
         await self._step("searching")
-        await self._sweep(len(wps))
+        await self._sweep(sweep)
 
-    async def _sweep(self, waypoints: int) -> None:
+    async def _sweep(self, sweep: SweepMission) -> None:
         """Watch the AUTO sweep: progress, battery, failsafes, and its end at the RTL item."""
-        rtl_seq = FIRST_SWEEP_SEQ + waypoints
+        waypoints = sweep.waypoints
         done = -1
         while True:
             await self._wait_link()
             t = self.link.telemetry
             seq = t.mission_seq or 0
-            if seq >= rtl_seq or t.mode == CopterMode.RTL and seq >= rtl_seq - 1:
-                await self.center.search_progress(self.mission.id, waypoints)
+            if sweep.complete(seq, t.mode):
+                await self.reports.search_progress(self.mission.id, waypoints)
                 await self._step("search pattern complete", f"{waypoints} waypoints")
-                await self.center.flight_returning(self.mission.id, "search pattern complete")
+                await self.reports.flight_returning(self.mission.id, "search pattern complete")
                 await self._wait_landed()
                 return
             if t.mode != CopterMode.AUTO:
                 raise FailsafeReturn(f"vehicle left AUTO for mode {t.mode} during the search")
             self._check_battery()
-            now_done = max(0, min(waypoints, seq - FIRST_SWEEP_SEQ))
-            end = end_of(self.mission.plan) if self.mission.plan else waypoints
+            now_done = sweep.flown(seq)
+            end = self.mission.plan.stop_at if self.mission.plan else waypoints
             if end < waypoints and now_done >= end:
                 # a joining drone took the rest of this sweep: hand over and come home
-                await self.center.search_progress(self.mission.id, end)
+                await self.reports.search_progress(self.mission.id, end)
                 await self._step("search share handed over", f"{end} of {waypoints} waypoints; the rest to {self._joiner()}")
                 await self.link.set_mode(CopterMode.RTL, **self._cmd())
-                await self.center.flight_returning(self.mission.id, "search share handed over to a joining drone")
+                await self.reports.flight_returning(self.mission.id, "search share handed over to a joining drone")
                 await self._wait_landed()
                 return
             if now_done != done:
                 done = now_done
-                await self.center.search_progress(self.mission.id, done)
+                await self.reports.search_progress(self.mission.id, done)
             await asyncio.sleep(1.0)
 
     def _joiner(self) -> str:
-        for m in self.center.incident_missions(self.mission.incident_id):
-            if m.plan and m.plan.get("split_from") == self.mission.id:
+        for m in self.peers.incident_missions(self.mission.incident_id) if self.peers is not None else ():
+            if m.plan and m.plan.split_from == self.mission.id:
                 return m.drone_id
         return "a joining drone"
 
@@ -398,18 +444,18 @@ class MissionRunner:
         state = self.mission.state
         if state is MissionState.RETURNING or (airborne and t.mode in (CopterMode.RTL, CopterMode.LAND)):
             if state is not MissionState.RETURNING:
-                await self.center.flight_returning(self.mission.id, "vehicle returned while the controller was down")
+                await self.reports.flight_returning(self.mission.id, "vehicle returned while the controller was down")
             await self._wait_landed()
             return
         if not airborne:
             if state is MissionState.ACCEPTED:
                 await self._launch()
             else:
-                await self.center.flight_landed(self.mission.drone_id, "found on the ground after restart")
+                await self.reports.flight_landed(self.mission.drone_id, "found on the ground after restart")
                 return
         if self.searching:
             if t.mode == CopterMode.AUTO and self.mission.plan:
-                await self._sweep(len(self.mission.plan["waypoints"]))
+                await self._sweep(SweepMission(self.mission.plan))
             else:
                 await self._search()
             return
@@ -432,7 +478,7 @@ class MissionRunner:
                 except LinkError as exc:
                     await self._step("disarm failed", str(exc), ok=False)
             return
-        await self.center.flight_returning(self.mission.id, reason)
+        await self.reports.flight_returning(self.mission.id, reason)
         while True:
             try:
                 await self._wait_link()
@@ -444,19 +490,21 @@ class MissionRunner:
         await self._wait_landed()
 
     async def _return_leg(self) -> None:
-        """RTL home; if home is beyond the battery, fly to the nearest station and LAND there."""
+        """Home (RTL, around no-fly zones first) if the battery covers it; else land where the return rule says."""
         t = self.link.telemetry
-        drone = self.center.drones[self.mission.drone_id]
-        home = t.home or (drone.lat, drone.lon, 0.0)
-        here = self._here()
-        need_home = battery_to_return_pct(geo.equirectangular_m(*here, home[0], home[1]), t.alt_rel_m or 0, self.ctx.model)
-        if t.battery_pct is None or t.battery_pct - need_home >= self.ctx.reserve_pct / 2:
+        opts = self.return_options()
+        if t.battery_pct is None or t.battery_pct - opts.home_pct >= self.ctx.reserve_pct / 2 or opts.site is None:
+            route = self.ctx.guard.route(self._here(), opts.home)
+            if len(route) > 1:  # RTL flies straight: take the turning points in GUIDED first
+                await self.link.set_mode(CopterMode.GUIDED, **self._cmd())
+                for wlat, wlon in route[:-1]:
+                    await self._fly_to(wlat, wlon, "the flight home (around a no-fly zone)", DETOUR_RADIUS_M)
             await self.link.set_mode(CopterMode.RTL, **self._cmd())
             await self._step("RTL", "returning to its station")
             return
-        site, dist = nearest_site(*here, self.ctx.stations)
+        site, lat, lon = opts.site
+        dist = geo.distance_m(*self._here(), lat, lon)
         await self._step("divert", f"home is out of reach: landing at {site}, {dist / 1000:.1f} km away")
-        lat, lon = next((la, lo) for s, la, lo in self.ctx.stations if s == site)
         await self.link.set_mode(CopterMode.GUIDED, **self._cmd())
         await self._fly_route(lat, lon, f"the diversion to {site}", self.ctx.profile.arrival_radius_m)
         await self.link.set_mode(CopterMode.LAND, **self._cmd())
@@ -474,4 +522,4 @@ class MissionRunner:
                 alt = f"{t.alt_rel_m:.0f} m" if t.alt_rel_m is not None else "unknown altitude"
                 await self._step("returning", f"{alt}, link {'up' if self.link.up else 'down'}")
         await self._step("landed", "touchdown and disarm")
-        await self.center.flight_landed(self.mission.drone_id)
+        await self.reports.flight_landed(self.mission.drone_id)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from typing_extensions import TypedDict
+
 from controller.domain.errors import Conflict
 
 
@@ -23,6 +25,26 @@ TRANSITIONS: dict[HotspotStatus, frozenset[HotspotStatus]] = {
     H.DISMISSED: frozenset(),
     H.FOUND: frozenset(),
 }
+
+
+class HotspotView(TypedDict):
+    """A hotspot as the event stream, the REST API and the exports show it."""
+
+    id: str
+    incident_id: str
+    lat: float
+    lon: float
+    error_m: float
+    kind: str
+    score: float
+    hits: int
+    first_seen: str
+    last_seen: str
+    drones: list[str]
+    status: str
+    status_by: str | None
+    status_at: str | None
+    thumbnail_url: str | None
 
 
 @dataclass(slots=True)
@@ -49,7 +71,7 @@ class HotspotRecord:
             raise Conflict(f"hotspot {self.id} is {self.status.value} and cannot become {status.value}")
         self.status, self.status_by, self.status_at = status, who, at
 
-    def view(self) -> dict[str, object]:
+    def view(self) -> HotspotView:
         return {
             "id": self.id,
             "incident_id": self.incident_id,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -27,8 +27,10 @@ from sqlalchemy import select
 
 from controller.auth import Principal
 from controller.config.models import SearchPolicy
+from controller.domain.categories import SEARCH_CATEGORY
+from controller.domain.entities import Incident
 from controller.domain.errors import NotFound
-from controller.domain.states import IncidentStatus, MissionState
+from controller.domain.states import AIRBORNE_MISSION, IncidentStatus
 from controller.geo import equirectangular_m
 from controller.hotspots.cot import hotspot_event
 from controller.hotspots.cot_sender import CotEndpoint, CotSender
@@ -36,21 +38,30 @@ from controller.hotspots.feed_decoder import FeedDecoder
 from controller.hotspots.pose_history import PoseHistory, PoseSample
 from controller.hotspots.records import HotspotRecord, HotspotStatus
 from controller.store import schema
+from controller.store.database import Database
 from controller.store.rows import hotspot_from_row, hotspot_row
 
 if TYPE_CHECKING:  # the vision library (OpenCV) loads only when a search needs it
+    from controller.center.view import LiveView
     from controller.hotspots.vision_adapter import SearchCamera, VisionPipeline
+    from controller.video.service import VideoService
 
 log = logging.getLogger(__name__)
 
-SEARCH_CATEGORY = "missing_person"
-FLYING_FOR_SEARCH = frozenset({MissionState.LAUNCHED, MissionState.ON_SCENE})
 #: Below this height above home the camera sees the station, not the search area.
 MIN_DETECT_ALT_M = 20.0
 RECONCILE_PERIOD_S = 1.0
 #: A raised hotspot's position/hits are re-published when it moved this much or gained sightings.
 UPDATE_MOVE_M = 1.0
 UPDATE_PERIOD_S = 2.0
+
+
+class SearchCommands(Protocol):
+    """What the hotspot service asks of the dispatch centre: commit its rows with an event, close a search."""
+
+    async def record(self, type: str, data: dict[str, Any], upserts: list[tuple[Any, dict[str, Any]]], **ids: str | None) -> None: ...
+
+    async def close_incident(self, incident_id: str, who: Principal, *, resolved: bool, reason: str) -> Incident: ...
 
 
 def _utc(t: float) -> datetime:
@@ -67,13 +78,17 @@ def thumbnail_png(thumb: np.ndarray | None) -> bytes | None:
 class HotspotService:
     def __init__(
         self,
-        center: Any,
+        view: LiveView,
+        commands: SearchCommands,
+        db: Database,
         policy: SearchPolicy,
-        video: Any = None,
+        video: VideoService | None = None,
         camera: SearchCamera | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.center = center
+        self.view = view
+        self.commands = commands
+        self.db = db
         self.policy = policy
         self.video = video
         self.poses = PoseHistory()
@@ -97,7 +112,7 @@ class HotspotService:
     # --- life cycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        stored = await self.center.db.read(_load_hotspots)
+        stored = await self.db.read(_load_hotspots)
         for rec in stored:
             self.records[rec.id] = rec
             self._no = max(self._no, int(rec.id.rsplit("-", 1)[-1]))
@@ -136,15 +151,8 @@ class HotspotService:
     # --- which feeds to watch ------------------------------------------------------------------
 
     def search_drones(self) -> dict[str, str]:
-        """drone id -> incident id, for drones flying for an open missing-person search."""
-        out: dict[str, str] = {}
-        for inc in list(self.center.incidents.values()):
-            if inc.category != SEARCH_CATEGORY or not inc.is_open:
-                continue
-            for m in self.center.incident_missions(inc.id):
-                if m.state in FLYING_FOR_SEARCH:
-                    out[m.drone_id] = inc.id
-        return out
+        """drone id -> incident id, for drones out over an open missing-person search."""
+        return self.view.search_drones(AIRBORNE_MISSION)
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -230,7 +238,7 @@ class HotspotService:
         )
 
     async def _raise(self, incident_id: str, h: Any) -> HotspotRecord | None:
-        inc = self.center.incidents.get(incident_id)
+        inc = self.view.incidents.get(incident_id)
         if inc is None or not inc.is_open or self._near_dismissed(incident_id, h.lat, h.lon):
             return None
         self._no += 1
@@ -278,7 +286,7 @@ class HotspotService:
 
     async def _save(self, rec: HotspotRecord, event_type: str) -> None:
         self._published[rec.id] = (rec.lat, rec.lon, rec.hits, time.monotonic())
-        await self.center.record(
+        await self.commands.record(
             event_type,
             rec.view(),
             [hotspot_row(rec)],
@@ -315,10 +323,10 @@ class HotspotService:
         if status is HotspotStatus.DISMISSED:
             self._pipeline(rec.incident_id).suppress(rec.lat, rec.lon, self.policy.dismissed_radius_m)
         elif status is HotspotStatus.FOUND:
-            inc = self.center.incidents.get(rec.incident_id)
+            inc = self.view.incidents.get(rec.incident_id)
             if inc is not None and inc.status is not IncidentStatus.RESOLVED:
                 reason = f"person found at hotspot {rec.id} by {who.name}" + (f": {note}" if note else "")
-                await self.center.close_incident(rec.incident_id, who, resolved=True, reason=reason)
+                await self.commands.close_incident(rec.incident_id, who, resolved=True, reason=reason)
         return rec
 
     def stats(self) -> dict[str, Any]:

@@ -13,26 +13,29 @@ nearest the last-known position.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 from shapely import Point, Polygon
 
 from controller.config import FleetConfig
 from controller.config.models import DroneModel
 from controller.domain.entities import Incident, Mission
-from controller.domain.states import MissionState
+from controller.domain.states import WORKING_MISSION, MissionState
 from controller.search.coverage_plan import Footprint, lawnmower, split_equal_area, track_spacing
+from controller.search.plan import LatLon, SearchPlan
 
-ACTIVE = frozenset({MissionState.ACCEPTED, MissionState.LAUNCHED, MissionState.ON_SCENE})
 #: A sweep is split for a joining drone only if this many waypoints remain (two sweep legs at least).
 MIN_SPLIT_WAYPOINTS = 4
 
 
-def end_of(plan: dict[str, Any]) -> int:
-    """Waypoints of a plan its drone is to fly: all, or up to `end` once it handed the rest to a joiner."""
-    return int(plan.get("end", len(plan["waypoints"])))
+@dataclass(frozen=True, slots=True)
+class PlannedShare:
+    """A new mission's plan, and when it takes half of another drone's sweep, where that drone now stops."""
+
+    plan: SearchPlan
+    #: (donor mission id, waypoint index the donor stops at) when the share was split off a sweep in progress.
+    donor_stops: tuple[str, int] | None = None
 
 
 class SearchPlanner:
@@ -53,69 +56,51 @@ class SearchPlanner:
         camera = model.cameras.thermal or model.cameras.visible
         return track_spacing(Footprint(camera.hfov_deg, self.policy.altitude_m), self.policy.overlap)
 
-    def plan(self, inc: Incident, missions: Sequence[Mission], mission: Mission, drone_xy: tuple[float, float], model: DroneModel) -> dict[str, Any]:
+    def plan(
+        self, inc: Incident, missions: Sequence[Mission], mission: Mission, drone_xy: tuple[float, float], model: DroneModel
+    ) -> PlannedShare:
         """The share of `inc`'s area that `mission` should sweep, given the incident's other missions."""
-        others = [m for m in missions if m.id != mission.id and m.plan]
+        others = [(m, m.plan) for m in missions if m.id != mission.id and m.plan is not None]
         # the partition is fixed by the first plan, so later changes to k do not reshuffle strips in flight
-        k = next((m.plan["strips"] for m in others if "strips" in m.plan), max(1, inc.drones_requested))
+        k = others[0][1].strips if others else max(1, inc.drones_requested)
         lkp = self.frame.to_xy(inc.lat, inc.lon)
-        taken = {m.plan["strip"] for m in others if m.state in ACTIVE}
+        taken = {p.strip for m, p in others if m.state in WORKING_MISSION}
         # 1. resume a share whose drone left before finishing it
-        leftovers = [
-            m for m in others
-            if m.state not in ACTIVE and m.plan["strip"] not in taken and m.plan["done"] < end_of(m.plan)
-        ]
+        leftovers = [(m, p) for m, p in others if m.state not in WORKING_MISSION and p.strip not in taken and not p.finished]
         if leftovers:
-            left = min(leftovers, key=lambda m: m.plan["done"] - end_of(m.plan))
-            rest = left.plan["waypoints"][max(0, left.plan["done"] - 1) : end_of(left.plan)]
-            return self._doc(left.plan["strip"], k, rest, resumed_from=left.id)
+            left, lp = min(leftovers, key=lambda mp: -mp[1].remaining)
+            rest = lp.waypoints[max(0, lp.done - 1) : lp.stop_at]
+            return PlannedShare(self._plan(lp.strip, k, rest, resumed_from=left.id))
         # 2. the nearest strip nobody has swept or is sweeping
-        swept = {m.plan["strip"] for m in others if m.state is MissionState.COMPLETED}
+        swept = {p.strip for m, p in others if m.state is MissionState.COMPLETED}
         strips = split_equal_area(self.area(inc), k)
         free = [i for i in range(len(strips)) if i not in taken and i not in swept]
         if free:
             i = min(free, key=lambda j: strips[j].centroid.distance(Point(drone_xy)))
             xy = lawnmower(strips[i], self.spacing(model), lkp)
-            return self._doc(i, k, [list(self.frame.to_latlon(x, y)) for x, y in xy])
+            return PlannedShare(self._plan(i, k, [self.frame.to_latlon(x, y) for x, y in xy]))
         # 3. every strip is covered: take the far half of the largest remaining sweep
-        donors = [m for m in others if m.state in ACTIVE and end_of(m.plan) - m.plan["done"] >= MIN_SPLIT_WAYPOINTS]
+        donors = [(m, p) for m, p in others if m.state in WORKING_MISSION and p.remaining >= MIN_SPLIT_WAYPOINTS]
         if donors:
-            donor = max(donors, key=lambda m: end_of(m.plan) - m.plan["done"])
-            start, end = donor.plan["done"], end_of(donor.plan)
-            cut = start + (end - start) // 2
+            donor, dp = max(donors, key=lambda mp: mp[1].remaining)
+            cut = dp.done + dp.remaining // 2
             # the joiner starts at the donor's last waypoint, so the leg between the halves is swept too
-            doc = self._doc(donor.plan["strip"], k, donor.plan["waypoints"][max(0, cut - 1) : end], split_from=donor.id)
-            doc["donor_end"] = cut
-            return doc
+            plan = self._plan(dp.strip, k, dp.waypoints[max(0, cut - 1) : dp.stop_at], split_from=donor.id)
+            return PlannedShare(plan, (donor.id, cut))
         # 4. nothing left to share out: sweep the nearest strip again (a second look)
         i = min(range(len(strips)), key=lambda j: strips[j].centroid.distance(Point(drone_xy)))
         xy = lawnmower(strips[i], self.spacing(model), lkp)
-        return self._doc(i, k, [list(self.frame.to_latlon(x, y)) for x, y in xy])
+        return PlannedShare(self._plan(i, k, [self.frame.to_latlon(x, y) for x, y in xy]))
 
-    def _doc(
-        self, strip: int, strips: int, waypoints: list[list[float]], resumed_from: str | None = None, split_from: str | None = None
-    ) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "strip": strip,
-            "strips": strips,
-            "waypoints": [[round(lat, 7), round(lon, 7)] for lat, lon in waypoints],
-            "done": 0,
-            "altitude_m": self.policy.altitude_m,
-            "speed_ms": self.policy.speed_ms,
-        }
-        if resumed_from:
-            doc["resumed_from"] = resumed_from
-        if split_from:
-            doc["split_from"] = split_from
-        return doc
-
-    @staticmethod
-    def length_m(plan: dict[str, Any]) -> float:
-        from controller import geo
-
-        wps = plan["waypoints"]
-        return sum(geo.distance_m(a[0], a[1], b[0], b[1]) for a, b in zip(wps, wps[1:])) if len(wps) > 1 else 0.0
-
-    @staticmethod
-    def eta_s(plan: dict[str, Any]) -> float:
-        return SearchPlanner.length_m(plan) / plan["speed_ms"] if plan["speed_ms"] > 0 else math.inf
+    def _plan(
+        self, strip: int, strips: int, waypoints: Sequence[LatLon], resumed_from: str | None = None, split_from: str | None = None
+    ) -> SearchPlan:
+        return SearchPlan(
+            strip=strip,
+            strips=strips,
+            waypoints=tuple((round(lat, 7), round(lon, 7)) for lat, lon in waypoints),
+            altitude_m=self.policy.altitude_m,
+            speed_ms=self.policy.speed_ms,
+            resumed_from=resumed_from,
+            split_from=split_from,
+        )

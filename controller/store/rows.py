@@ -11,6 +11,7 @@ from controller.domain.state_machine import Transition
 from controller.domain.states import DroneState, IncidentStatus, MissionState
 from controller.events import Event
 from controller.hotspots.records import HotspotRecord, HotspotStatus
+from controller.search.plan import SearchPlan
 from controller.store import schema
 
 
@@ -64,7 +65,7 @@ def mission_row(m: Mission) -> tuple[Table, dict[str, Any]]:
         "decided_at": m.decided_at,
         "decided_by": m.decided_by,
         "reason": m.reason,
-        "plan": m.plan,
+        "plan": m.plan.to_json() if m.plan is not None else None,
         "updated_at": m.updated_at,
     }
 
@@ -172,7 +173,7 @@ def mission_from_row(row: Any) -> Mission:
         decided_at=row.decided_at,
         decided_by=row.decided_by,
         reason=row.reason,
-        plan=row.plan,
+        plan=SearchPlan.from_json(row.plan),
     )
     return m
 

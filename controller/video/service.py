@@ -8,27 +8,25 @@ from typing import TYPE_CHECKING
 
 from controller.auth import Principal, Role
 from controller.domain.errors import Forbidden
-from controller.domain.states import AIRBORNE, DroneState
-from controller.events import Event
+from controller.domain.states import AIRBORNE, COMMITTED_MISSION, ON_GROUND, DroneState
+from controller.events import Event, EventBus, Subscription
 from controller.video.hub import VideoHub
 
 if TYPE_CHECKING:
-    from controller.dispatch_center import DispatchCenter
+    from controller.center.view import LiveView
 
 log = logging.getLogger(__name__)
 
-SEARCH_CATEGORY = "missing_person"
-GROUND = frozenset({DroneState.LANDED, DroneState.STANDBY, DroneState.CHARGING, DroneState.MAINTENANCE})
-
 
 class VideoService:
-    def __init__(self, center: DispatchCenter, mode: str = "forward") -> None:
-        self.center = center
+    def __init__(self, view: LiveView, bus: EventBus, mode: str = "forward") -> None:
+        self.view = view
+        self.bus = bus
         self.hub = VideoHub(on_feeds_changed=self._feeds_changed, mode=mode)
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        sub = self.center.bus.subscribe(lambda e: e.type == "drone.updated")
+        sub = self.bus.subscribe(lambda e: e.type == "drone.updated")
         self._watcher = asyncio.get_running_loop().create_task(self._watch_landings(sub), name="video-landings")
 
     async def stop(self) -> None:
@@ -37,27 +35,27 @@ class VideoService:
             await asyncio.gather(self._watcher, return_exceptions=True)
         await self.hub.close()
 
-    async def _watch_landings(self, sub) -> None:  # noqa: ANN001
+    async def _watch_landings(self, sub: Subscription) -> None:
         try:
             while True:
                 item = await sub.queue.get()
                 if item is None:
-                    sub = self.center.bus.subscribe(lambda e: e.type == "drone.updated")
+                    sub = self.bus.subscribe(lambda e: e.type == "drone.updated")
                     continue
                 event, _ = item
-                if DroneState(event.data["state"]) in GROUND and event.drone_id in self.hub.publishers:
+                if DroneState(event.data["state"]) in ON_GROUND and event.drone_id in self.hub.publishers:
                     log.info("video: %s is on the ground; ending its feeds", event.drone_id)
                     await self.hub.close_drone(event.drone_id)
         finally:
-            self.center.bus.unsubscribe(sub)
+            self.bus.unsubscribe(sub)
 
     def _feeds_changed(self, drone_id: str) -> None:
-        drone = self.center.drones.get(drone_id)
+        drone = self.view.drones.get(drone_id)
         feeds = sorted(kind for (d, kind) in self.hub.feeds if d == drone_id)
-        self.center.bus.publish(
+        self.bus.publish(
             [
                 Event(
-                    None, self.center.clock(), "video.feeds", {"drone_id": drone_id, "feeds": feeds},
+                    None, self.view.clock(), "video.feeds", {"drone_id": drone_id, "feeds": feeds},
                     station_id=drone.station_id if drone else None, drone_id=drone_id,
                 )
             ]
@@ -66,16 +64,11 @@ class VideoService:
     # --- who may watch --------------------------------------------------------------
 
     def search_drones(self) -> set[str]:
-        """Drones flying a mission for an open missing-person search."""
-        out = set()
-        for m in self.center.missions.values():
-            inc = self.center.incidents.get(m.incident_id)
-            if inc is not None and inc.category == SEARCH_CATEGORY and m.state.value in ("accepted", "launched", "on_scene", "returning"):
-                out.add(m.drone_id)
-        return out
+        """Drones committed to an open missing-person search (their teams may watch them)."""
+        return set(self.view.search_drones(COMMITTED_MISSION))
 
     def check_viewer(self, who: Principal, drone_id: str) -> None:
-        drone = self.center.drones.get(drone_id)
+        drone = self.view.drones.get(drone_id)
         if who.role is Role.COMMANDER:
             return
         if who.role is Role.PILOT and drone is not None and drone.station_id == who.station_id:
@@ -94,5 +87,5 @@ class VideoService:
             return False
 
     def airborne(self, drone_id: str) -> bool:
-        drone = self.center.drones.get(drone_id)
+        drone = self.view.drones.get(drone_id)
         return drone is not None and drone.state in AIRBORNE

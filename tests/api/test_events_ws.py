@@ -108,7 +108,7 @@ async def test_resume_after_reconnect_loses_and_repeats_nothing(live_url: str) -
     last = seen[-1]["seq"]
     # While disconnected, two more incidents arrive.
     await create(live_url, station=support.STATION_B, category="other")
-    await create(live_url, station="NJ-GL-01", category="violent_crime")
+    await create(live_url, station="NJ-XW-03", category="violent_crime")
     async with websockets.connect(ws_url(live_url, since=last), additional_headers=auth("commander")) as ws:
         hello = await recv(ws)
         missed = await collect(ws, lambda ev: ev and ev[-1]["seq"] == hello["last_seq"])

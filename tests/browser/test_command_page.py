@@ -10,7 +10,7 @@ import pytest
 from controller import geo
 from controller.api.app import create_app
 from controller.auth import Principal, Role
-from controller.dispatch_center import NewIncident
+from controller.center import NewIncident
 from controller.domain.states import IncidentStatus
 from sitl.video_manager import VideoManager
 from tests import support

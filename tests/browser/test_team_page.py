@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from controller import geo
 from controller.auth import Principal, Role
-from controller.dispatch_center import NewIncident
+from controller.center import NewIncident
 from controller.domain.states import IncidentStatus
 from controller.runtime import Runtime
 from tests import support
@@ -31,7 +31,7 @@ async def test_team_sees_a_hotspot_live_and_marks_it_found(browser, runtime: Run
     )
     (m,) = rt.center.incident_missions(inc.id)
     await rt.center.accept(m.id, Principal(Role.PILOT, "pilot-a", support.STATION_A))
-    await rt.center.flight_launched(m.id)
+    await rt.center.reports.flight_launched(m.id)
 
     team_lat, team_lon = s.lat, s.lon  # the team stands at the station
     context = await browser.new_context(

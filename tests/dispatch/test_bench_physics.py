@@ -7,7 +7,8 @@ from datetime import datetime
 from controller.bench import dispatch_stream as ds
 from controller.config import load_config
 from controller.dispatch.base import Assignment, Decision, Dispatcher
-from controller.dispatch.engine import DispatchEngine, StationSite
+from controller.dispatch.engine import DispatchEngine
+from controller.dispatch.returns import StationSite
 from controller.domain.states import DroneState
 from tests import support
 

@@ -17,7 +17,8 @@ from shapely.geometry import Polygon, box
 from controller.config import load_config
 from controller.config.models import Wind
 from controller.dispatch import DroneCandidate, IncidentRequest
-from controller.dispatch.engine import DispatchEngine, StationSite
+from controller.dispatch.engine import DispatchEngine
+from controller.dispatch.returns import StationSite
 from controller.dispatch.nearest_eta import NearestEtaDispatcher
 from controller.domain.states import DroneState
 from tests import support

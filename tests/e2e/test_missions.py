@@ -8,7 +8,7 @@ import pytest
 
 from controller import geo
 from controller.auth import Principal, Role
-from controller.dispatch_center import NewIncident
+from controller.center import NewIncident
 from controller.domain.states import DroneState, IncidentStatus, MissionState
 from tests.e2e.conftest import NOFLY_STATION, World
 

@@ -6,7 +6,7 @@ import pytest
 
 from controller import geo
 from controller.auth import Principal, Role
-from controller.dispatch_center import NewIncident
+from controller.center import NewIncident
 from controller.domain.states import DroneState, MissionState
 from tests.e2e.conftest import World
 
@@ -36,11 +36,11 @@ async def test_two_drones_share_and_sweep_the_area(world: World) -> None:
     for m in missions:
         await w.rt.center.accept(m.id, Principal(Role.PILOT, "p", m.station_id))
     await w.until(lambda: all(w.rt.center.drones[m.drone_id].state is DroneState.SEARCHING for m in missions), 90, "both searching")
-    strips = {m.plan["strip"] for m in missions}
+    strips = {m.plan.strip for m in missions}
     assert strips == {0, 1}, "each drone has its own half"
     await w.until(lambda: all(m.state is MissionState.COMPLETED for m in missions), 240, "both swept and landed")
     for m in missions:
-        assert m.plan["done"] == len(m.plan["waypoints"])
+        assert m.plan.done == len(m.plan.waypoints)
         db = w.rt.db
         steps = [s["step"] for s in await db.read(lambda c, mid=m.id: db.mission_steps(c, mid))]
         assert "search plan uploaded" in steps and "search pattern complete" in steps and "landed" in steps
@@ -53,20 +53,20 @@ async def test_a_drone_leaving_is_replaced_and_the_rest_of_its_strip_resumed(wor
     inc = await open_search(w, 7, radius_m=250.0, drones=1)
     (first,) = offered(w, inc)
     await w.rt.center.accept(first.id, Principal(Role.PILOT, "p", first.station_id))
-    await w.until(lambda: first.plan is not None and first.plan["done"] >= 3, 120, "a few sweeps flown")
+    await w.until(lambda: first.plan is not None and first.plan.done >= 3, 120, "a few sweeps flown")
     instance = [d.id for s in w.rt.config.stations for d in s.drones].index(first.drone_id)
     capacity = w.sim.vehicle(instance).params["BATT_CAPACITY"]
     w.sim.set_battery_used(instance, capacity * 0.78)
     await w.until(lambda: first.state is MissionState.RETURNING, 30, "the first drone goes home")
-    flown = first.plan["done"]
-    assert 0 < flown < len(first.plan["waypoints"])
+    flown = first.plan.done
+    assert 0 < flown < len(first.plan.waypoints)
     await w.until(lambda: len(offered(w, inc)) == 1, 15, "a replacement is offered")
     (second,) = offered(w, inc)
     assert second.drone_id != first.drone_id
     await w.rt.center.accept(second.id, Principal(Role.PILOT, "p", second.station_id))
     await w.until(lambda: second.plan is not None, 60, "the replacement is planned")
-    assert second.plan["resumed_from"] == first.id
-    assert second.plan["waypoints"] == first.plan["waypoints"][flown - 1 :]
+    assert second.plan.resumed_from == first.id
+    assert second.plan.waypoints == first.plan.waypoints[flown - 1 :]
 
 
 async def test_a_drone_joining_takes_half_of_the_remaining_sweep(world: World) -> None:
@@ -74,19 +74,19 @@ async def test_a_drone_joining_takes_half_of_the_remaining_sweep(world: World) -
     inc = await open_search(w, 8, radius_m=220.0, drones=1)
     (first,) = offered(w, inc)
     await w.rt.center.accept(first.id, Principal(Role.PILOT, "p", first.station_id))
-    await w.until(lambda: first.plan is not None and first.plan["done"] >= 2, 120, "the first drone sweeping")
+    await w.until(lambda: first.plan is not None and first.plan.done >= 2, 120, "the first drone sweeping")
     await w.rt.center.add_search_drones(inc.id, 1, CMD)
     await w.until(lambda: len(offered(w, inc)) == 1, 15, "the added drone offered")
     (second,) = offered(w, inc)
     await w.rt.center.accept(second.id, Principal(Role.PILOT, "p", second.station_id))
     await w.until(lambda: second.plan is not None, 90, "the joiner planned")
-    assert second.plan["split_from"] == first.id
-    cut = first.plan["end"]
-    assert first.plan["done"] < cut < len(first.plan["waypoints"])
-    assert second.plan["waypoints"] == first.plan["waypoints"][cut - 1 :]
+    assert second.plan.split_from == first.id
+    cut = first.plan.end
+    assert first.plan.done < cut < len(first.plan.waypoints)
+    assert second.plan.waypoints == first.plan.waypoints[cut - 1 :]
     await w.until(lambda: first.state in (MissionState.RETURNING, MissionState.COMPLETED), 240, "the first hands over")
     await w.until(lambda: second.state is MissionState.COMPLETED, 300, "the joiner sweeps the rest and lands")
     db = w.rt.db
     steps = [s["step"] for s in await db.read(lambda c: db.mission_steps(c, first.id))]
     assert "search share handed over" in steps and "search pattern complete" not in steps
-    assert first.plan["done"] == cut and second.plan["done"] == len(second.plan["waypoints"])
+    assert first.plan.done == cut and second.plan.done == len(second.plan.waypoints)

@@ -8,7 +8,7 @@ import numpy as np
 
 from controller import geo
 from controller.auth import Principal, Role
-from controller.dispatch_center import NewIncident
+from controller.center import NewIncident
 from controller.hotspots.pose_history import PoseSample
 from controller.runtime import Runtime
 from sitl.camera_render import SEARCH_SPAN_C, CameraPose, Intrinsics, render_thermal
@@ -28,7 +28,7 @@ async def search_in_flight(rt: Runtime, north_m: float = 450.0) -> str:
     )
     (m,) = rt.center.incident_missions(inc.id)
     await rt.center.accept(m.id, Principal(Role.PILOT, "pilot-a", support.STATION_A))
-    await rt.center.flight_launched(m.id)
+    await rt.center.reports.flight_launched(m.id)
     return inc.id
 
 

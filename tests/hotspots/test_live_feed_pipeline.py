@@ -18,7 +18,7 @@ from lxml import etree
 
 from controller import geo
 from controller.auth import Principal, Role
-from controller.dispatch_center import NewIncident
+from controller.center import NewIncident
 from controller.domain.states import IncidentStatus
 from controller.hotspots.cot_sender import CotEndpoint, CotSender
 from controller.hotspots.pose_history import PoseSample
@@ -54,7 +54,7 @@ async def test_search_feed_decoded_once_hotspot_raised_sent_and_found(runtime: R
     (m,) = rt.center.incident_missions(inc.id)
     assert m.drone_id == DRONE
     await rt.center.accept(m.id, Principal(Role.PILOT, "pilot-a", support.STATION_A))
-    await rt.center.flight_launched(m.id)  # the flight layer's report (no fleet in this test)
+    await rt.center.reports.flight_launched(m.id)  # the flight layer's report (no fleet in this test)
 
     world = build_scenario(
         {"name": "t", "seed": 5, "lat": lat, "lon": lon, "radius_m": 100, "people": [{"kind": "person_lying", "east_m": 12, "north_m": -8}]}

@@ -105,7 +105,7 @@ async def test_feeds_end_when_the_drone_lands_and_nothing_leaks(runtime: Runtime
     assert {k for (_, k) in runtime.video.hub.feeds} == {"visible", "thermal"}
     v, _ = await watch(live_url, TOKEN["commander"], DRONE, kind="thermal")
     await wait_frames(v, 5)
-    await runtime.center.flight_landed(DRONE, "test landing")
+    await runtime.center.reports.flight_landed(DRONE, "test landing")
     await asyncio.wait_for(v.ended.wait(), 5)
     for _ in range(50):
         if runtime.video.hub.stats() == {"publishers": 0, "feeds": 0, "viewers": 0, "forwarded_streams": 0}:

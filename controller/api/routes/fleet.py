@@ -5,19 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from controller.api.deps import ANY_ROLE, require, runtime
-from controller.api.schemas import DroneOut, MaintenanceRequest, StationOut
+from controller.api.schemas import MaintenanceRequest
 from controller.auth import Principal, Role
 from controller.domain.errors import Forbidden, NotFound
 from controller.domain.states import DroneState
 from controller.runtime import Runtime
-from controller.views import drone_view
+from controller.views import DroneOut, StationOut, drone_view
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 
 
 @router.get("/stations", response_model=list[StationOut])
 async def list_stations(rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))) -> list[dict]:
-    now = rt.center.clock()
+    view = rt.center.view
+    now = view.clock()
     return [
         {
             "id": s.id,
@@ -26,7 +27,7 @@ async def list_stations(rt: Runtime = Depends(runtime), who: Principal = Depends
             "lat": s.lat,
             "lon": s.lon,
             "drones": [d.id for d in s.drones],
-            "pilot_on_duty": rt.center.pilot_on_duty(s.id, now),
+            "pilot_on_duty": view.pilot_on_duty(s.id, now),
         }
         for s in rt.config.stations
     ]
@@ -47,14 +48,14 @@ async def list_drones(
     wanted = set(state)
     return [
         drone_view(d)
-        for d in rt.center.drones.values()
+        for d in rt.center.view.drones.values()
         if (station is None or d.station_id == station) and (not wanted or d.state in wanted)
     ]
 
 
 @router.get("/drones/{drone_id}", response_model=DroneOut)
 async def get_drone(drone_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))) -> dict:
-    drone = rt.center.drones.get(drone_id)
+    drone = rt.center.view.drones.get(drone_id)
     if drone is None:
         raise NotFound("drone", drone_id)
     if who.role is Role.PILOT and drone.station_id != who.station_id:

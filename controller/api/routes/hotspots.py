@@ -6,12 +6,13 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import NotRequired
 
 from controller import geo
 from controller.api.deps import require, runtime
 from controller.auth import Principal, Role
 from controller.hotspots.exports import geojson, kml
-from controller.hotspots.records import HotspotRecord, HotspotStatus
+from controller.hotspots.records import HotspotRecord, HotspotStatus, HotspotView
 from controller.hotspots.service import HotspotService
 from controller.runtime import Runtime
 
@@ -20,25 +21,12 @@ router = APIRouter(prefix="/api/v1", tags=["hotspots"])
 VIEWERS = (Role.COMMANDER, Role.ADMIN, Role.SEARCH_TEAM)
 
 
-class HotspotOut(BaseModel):
-    id: str
-    incident_id: str
-    lat: float
-    lon: float
-    error_m: float
-    kind: str
-    score: float
-    hits: int
-    first_seen: str
-    last_seen: str
-    drones: list[str]
-    status: str
-    status_by: str | None
-    status_at: str | None
-    thumbnail_url: str | None
-    distance_m: float | None = None
-    bearing_deg: float | None = None
+class HotspotOut(HotspotView):
+    """A hotspot for a team: its view, a navigation link, and distance and bearing from the team if it said where it is."""
+
     navigate_url: str
+    distance_m: NotRequired[float]
+    bearing_deg: NotRequired[float]
 
 
 class StatusChange(BaseModel):
@@ -53,8 +41,8 @@ def _service(rt: Runtime) -> HotspotService:
     return rt.hotspots
 
 
-def _out(rec: HotspotRecord, origin: tuple[float, float] | None) -> dict:
-    data = rec.view()
+def _out(rec: HotspotRecord, origin: tuple[float, float] | None) -> HotspotOut:
+    data: HotspotOut = {**rec.view(), "navigate_url": ""}  # type: ignore[typeddict-item]
     data["navigate_url"] = f"geo:{rec.lat:.7f},{rec.lon:.7f}?q={rec.lat:.7f},{rec.lon:.7f}({rec.id})"
     if origin is not None:
         data["distance_m"] = round(geo.distance_m(origin[0], origin[1], rec.lat, rec.lon), 1)

@@ -7,22 +7,15 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from controller.api.deps import ANY_ROLE, COMMAND, require, runtime
-from controller.api.schemas import (
-    Category,
-    CloseRequest,
-    IncidentCreate,
-    IncidentCreated,
-    IncidentDetail,
-    IncidentOut,
-    SearchDronesRequest,
-)
-from controller.api.visibility import SEARCH_CATEGORY, check_incident
+from controller.api.schemas import Category, CloseRequest, IncidentCreate, SearchDronesRequest
+from controller.api.visibility import check_incident
 from controller.auth import Principal, Role
-from controller.dispatch_center import NewIncident
+from controller.center import NewIncident
+from controller.domain.categories import SEARCH_CATEGORY
 from controller.domain.errors import Forbidden, NotFound
 from controller.domain.states import IncidentStatus
 from controller.runtime import Runtime
-from controller.views import incident_view, mission_view
+from controller.views import IncidentCreated, IncidentDetail, IncidentOut, incident_view, mission_view
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
@@ -115,7 +108,7 @@ async def get_incident(
         raise NotFound("incident", incident_id)
     inc, reports, missions, timeline = found
     check_incident(who, inc.category, (m.station_id for m in missions))
-    live = rt.center.incidents.get(incident_id)
+    live = rt.center.view.incidents.get(incident_id)
     now = rt.center.clock()
     return {
         **incident_view(inc),

@@ -5,20 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from controller.api.deps import ANY_ROLE, require, runtime
-from controller.api.schemas import AbortRequest, DeclineRequest, MissionDetail, MissionOut
-from controller.api.visibility import SEARCH_CATEGORY, check_mission
+from controller.api.schemas import AbortRequest, DeclineRequest
+from controller.api.visibility import check_mission
 from controller.auth import Principal, Role
+from controller.domain.categories import SEARCH_CATEGORY
+from controller.domain.entities import Mission
 from controller.domain.errors import Forbidden, NotFound
 from controller.domain.states import MissionState
 from controller.runtime import Runtime
-from controller.views import mission_view, offer_view
+from controller.views import MissionDetail, MissionOut, mission_view, offer_view
 
 router = APIRouter(prefix="/api/v1", tags=["missions"])
 
 
-def _view(rt: Runtime, m) -> dict:  # noqa: ANN001
-    live = rt.center.offer_payload(m) if m.id in rt.center.missions else None
-    return live or mission_view(m, rt.center.clock())
+def _view(rt: Runtime, m: Mission) -> MissionOut:
+    view = rt.center.view
+    live = view.offer_payload(m) if m.id in view.missions else None
+    return live or mission_view(m, view.clock())
 
 
 @router.get("/missions", response_model=list[MissionOut])

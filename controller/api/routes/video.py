@@ -53,7 +53,7 @@ async def publish(
     """A drone (with its own token) offers its cameras; the controller answers receive-only."""
     if who.drone_id != drone_id:
         raise Forbidden(f"this token belongs to drone {who.drone_id}, not {drone_id}")
-    if drone_id not in rt.center.drones:
+    if drone_id not in rt.center.view.drones:
         raise NotFound("drone", drone_id)
     try:
         sdp = await _video(rt).hub.publish(drone_id, body.sdp, list(body.kinds))
@@ -68,7 +68,7 @@ async def watch(
 ) -> dict:
     """Watch one drone's camera: commanders any, pilots their station's drones, search teams their search's."""
     service = _video(rt)
-    if body.drone_id not in rt.center.drones:
+    if body.drone_id not in rt.center.view.drones:
         raise NotFound("drone", body.drone_id)
     service.check_viewer(who, body.drone_id)
     try:
@@ -98,7 +98,7 @@ async def feeds(rt: Runtime = Depends(runtime), who: Principal = Depends(require
     out = []
     for (drone_id, kind), feed in sorted(service.hub.feeds.items()):
         if service.can_view(who, drone_id):
-            drone = rt.center.drones.get(drone_id)
+            drone = rt.center.view.drones.get(drone_id)
             out.append(
                 {
                     "drone_id": drone_id,

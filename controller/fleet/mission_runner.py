@@ -305,17 +305,21 @@ class MissionRunner:
             raise FailsafeReturn(f"vehicle switched to {CopterMode(t.mode).name} by itself (failsafe)")
 
 
-    async def _fly_route(self, lat: float, lon: float, what: str, radius: float) -> None:
+    async def _fly_route(self, lat: float, lon: float, what: str, radius: float, homing: bool = False) -> None:
         """Fly to (lat, lon), around no-fly zones when the straight leg would cross one."""
         route = self.ctx.guard.route(self._here(), (lat, lon))
         if len(route) > 1:
             await self._step("detour", f"{what}: {len(route) - 1} turning points around a no-fly zone")
         for wlat, wlon in route[:-1]:
-            await self._fly_to(wlat, wlon, f"{what} (around a no-fly zone)", max(radius, DETOUR_RADIUS_M))
-        await self._fly_to(lat, lon, what, radius)
+            await self._fly_to(wlat, wlon, f"{what} (around a no-fly zone)", max(radius, DETOUR_RADIUS_M), homing)
+        await self._fly_to(lat, lon, what, radius, homing)
 
-    async def _fly_to(self, lat: float, lon: float, what: str, radius: float) -> None:
-        """Send a GUIDED target and supervise until within `radius`; re-send on silence."""
+    async def _fly_to(self, lat: float, lon: float, what: str, radius: float, homing: bool = False) -> None:
+        """Send a GUIDED target and supervise until within `radius`; re-send on silence.
+
+        `homing`: this flight is the way home (a diversion, a detour before RTL): the battery rule has
+        already chosen it, so a falling battery must not interrupt it.
+        """
         link, p = self.link, self.ctx.profile
         self.ctx.guard.check_leg(self._here(), (lat, lon), what)
         alt = self.ctx.transit_alt_m
@@ -335,7 +339,8 @@ class MissionRunner:
                 pass
             await self._wait_link()
             self._check_mode()
-            self._check_battery()
+            if not homing:
+                self._check_battery()
             elapsed += p.target_resend_s
             if elapsed > budget:
                 raise CommandTimeout(f"{self.link.drone_id}: {what}: not reached in {budget:.0f} s")
@@ -498,7 +503,7 @@ class MissionRunner:
             if len(route) > 1:  # RTL flies straight: take the turning points in GUIDED first
                 await self.link.set_mode(CopterMode.GUIDED, **self._cmd())
                 for wlat, wlon in route[:-1]:
-                    await self._fly_to(wlat, wlon, "the flight home (around a no-fly zone)", DETOUR_RADIUS_M)
+                    await self._fly_to(wlat, wlon, "the flight home (around a no-fly zone)", DETOUR_RADIUS_M, homing=True)
             await self.link.set_mode(CopterMode.RTL, **self._cmd())
             await self._step("RTL", "returning to its station")
             return
@@ -506,7 +511,7 @@ class MissionRunner:
         dist = geo.distance_m(*self._here(), lat, lon)
         await self._step("divert", f"home is out of reach: landing at {site}, {dist / 1000:.1f} km away")
         await self.link.set_mode(CopterMode.GUIDED, **self._cmd())
-        await self._fly_route(lat, lon, f"the diversion to {site}", self.ctx.profile.arrival_radius_m)
+        await self._fly_route(lat, lon, f"the diversion to {site}", self.ctx.profile.arrival_radius_m, homing=True)
         await self.link.set_mode(CopterMode.LAND, **self._cmd())
         await self._step("LAND", f"at {site}")
 

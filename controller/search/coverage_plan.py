@@ -77,13 +77,10 @@ def lawnmower(strip: Polygon, spacing: float, start_near: tuple[float, float]) -
     origin = strip.centroid
     r = rotate(strip, -angle, origin=origin)  # long side along x
     minx, miny, maxx, maxy = r.bounds
-    ys = []
-    y = miny + spacing / 2
-    while y < maxy:
-        ys.append(y)
-        y += spacing
-    if not ys:
-        ys = [(miny + maxy) / 2]
+    # As few tracks as keep them at most `spacing` apart, spread evenly: each edge is then at most half a
+    # spacing from the nearest track, inside its swath (a fixed start would leave a band along the far edge).
+    n = max(1, math.ceil((maxy - miny) / spacing))
+    ys = [miny + (i + 0.5) * (maxy - miny) / n for i in range(n)]
     start = rotate(Point(start_near), -angle, origin=origin)
     if abs(start.y - ys[-1]) < abs(start.y - ys[0]):
         ys.reverse()

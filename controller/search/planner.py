@@ -65,14 +65,18 @@ class SearchPlanner:
         k = others[0][1].strips if others else max(1, inc.drones_requested)
         lkp = self.frame.to_xy(inc.lat, inc.lon)
         taken = {p.strip for m, p in others if m.state in WORKING_MISSION}
-        # 1. resume a share whose drone left before finishing it
-        leftovers = [(m, p) for m, p in others if m.state not in WORKING_MISSION and p.strip not in taken and not p.finished]
+        resumed = {p.resumed_from for _, p in others if p.resumed_from}
+        # 1. resume a share whose drone left before finishing it (and that no later drone took over)
+        leftovers = [
+            (m, p) for m, p in others
+            if m.state not in WORKING_MISSION and p.strip not in taken and not p.finished and m.id not in resumed
+        ]
         if leftovers:
             left, lp = min(leftovers, key=lambda mp: -mp[1].remaining)
             rest = lp.waypoints[max(0, lp.done - 1) : lp.stop_at]
             return PlannedShare(self._plan(lp.strip, k, rest, resumed_from=left.id))
         # 2. the nearest strip nobody has swept or is sweeping
-        swept = {p.strip for m, p in others if m.state is MissionState.COMPLETED}
+        swept = {p.strip for m, p in others if m.state is MissionState.COMPLETED or p.finished}
         strips = split_equal_area(self.area(inc), k)
         free = [i for i in range(len(strips)) if i not in taken and i not in swept]
         if free:

@@ -269,11 +269,7 @@ class SimFleet:
             v.battery.consumed_mah = max(0.0, float(consumed_mah))
         else:
             raise ValueError("give remaining_pct or consumed_mah")
-        left = v.battery.remaining_mah(v.capacity_mah)
-        if v.battery_low and left >= v.params["BATT_LOW_MAH"]:
-            v.battery_low = False
-        if v.battery_critical and left >= v.params["BATT_CRT_MAH"]:
-            v.battery_critical = False
+        v.failsafes.battery_recharged()
 
     def set_battery_used(self, instance: int, consumed_mah: float) -> None:
         self.set_battery(instance, consumed_mah=consumed_mah)

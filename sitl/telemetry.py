@@ -1,8 +1,10 @@
 """The telemetry streams a ground station asks for, grouped and timed the way ArduCopter does.
 
 REQUEST_DATA_STREAM sets a rate (simulated Hz) per group; SET_MESSAGE_INTERVAL
-overrides one message. Field values follow what the recorded SITL sent
-(EKF flags, sensor bitmasks, GPS fix 6 with 10 satellites, battery at 12.6 V,
+overrides one message. Which message is due when is decided by the vehicle's
+StreamScheduler (streams.py) alone; this module says what each group carries
+and builds the messages. Field values follow what the recorded SITL sent (EKF
+flags, sensor bitmasks, GPS fix 6 with 10 satellites, battery at 12.6 V,
 POSITION_TARGET_GLOBAL_INT in frame 0 with type mask 0xFDF8, ...).
 
 Builders read the vehicle and return pymavlink message objects; they run only
@@ -211,15 +213,6 @@ def vibration(v: SimCopter) -> Any:
     return v.encoder.vibration_encode(int(v.t * 1e6), 0.0029, 0.0028, 0.0027, 0, 0, 0)
 
 
-def home_position(v: SimCopter) -> list[Any]:
-    """HOME_POSITION and GPS_GLOBAL_ORIGIN (sent on events and on request, not streamed)."""
-    before = len(v.outbox)
-    v._send_home()
-    msgs = v.outbox[before:]
-    del v.outbox[before:]
-    return msgs
-
-
 def autopilot_version(v: SimCopter) -> Any:
     caps = (
         mav.MAV_PROTOCOL_CAPABILITY_MISSION_FLOAT | mav.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT
@@ -270,6 +263,9 @@ GROUPS: dict[int, tuple[tuple[int, Builder], ...]] = {
     ),
 }
 
+#: Stream group -> its message ids, in sending order (what the stream scheduler needs to know).
+GROUP_MESSAGES: dict[int, tuple[int, ...]] = {group: tuple(msgid for msgid, _ in members) for group, members in GROUPS.items()}
+
 BUILDERS: dict[int, Builder] = {msgid: b for group in GROUPS.values() for msgid, b in group}
 BUILDERS[mav.MAVLINK_MSG_ID_HEARTBEAT] = heartbeat
 
@@ -280,6 +276,8 @@ def can_build(msgid: int) -> bool:
 
 def build_one(v: SimCopter, msgid: int) -> list[Any] | None:
     """One message on request (MAV_CMD_REQUEST_MESSAGE); None if the simulator cannot produce it."""
+    if msgid == mav.MAVLINK_MSG_ID_AUTOPILOT_VERSION:
+        return [autopilot_version(v)]
     builder = BUILDERS.get(msgid)
     if builder is None:
         return None
@@ -288,31 +286,13 @@ def build_one(v: SimCopter, msgid: int) -> list[Any] | None:
 
 
 def due(v: SimCopter) -> list[Any]:
-    """The stream messages due at the vehicle's current time, advancing each group's schedule."""
+    """The stream messages due at the vehicle's current time (its stream scheduler says which, and advances)."""
     out: list[Any] = []
-    t = v.t
-    intervals = v.intervals
-    for group, hz in v.streams.items():
-        when = v._stream_due.get(group, t)
-        if t + 1e-9 < when:
-            continue
-        period = 1.0 / hz
-        v._stream_due[group] = when + period if when + period > t else t + period
-        for msgid, builder in GROUPS[group]:
-            if msgid in intervals:
-                continue
+    builders = BUILDERS
+    for msgid in v.streams.due(v.t):
+        builder = builders.get(msgid)  # an interval set for a message sent only on request builds nothing
+        if builder is not None:
             msg = builder(v)
             if msg is not None:
                 out.append(msg)
-    for msgid, interval in intervals.items():
-        if interval == math.inf:
-            continue
-        when = v._interval_due.get(msgid, t)
-        if t + 1e-9 < when:
-            continue
-        v._interval_due[msgid] = when + interval if when + interval > t else t + interval
-        builder = BUILDERS.get(msgid)
-        msg = builder(v) if builder is not None else None
-        if msg is not None:
-            out.append(msg)
     return out

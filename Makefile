@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench chromium clean
+.PHONY: run test bench system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,18 +23,22 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/dronefleet serve --dev --host $(HOST) --port $(PORT)
 
-# Browser tests drive Debian's chromium through Playwright; install it when absent.
-chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
+# Real peers the tests start from Debian packages: chromium (browser tests through Playwright) and the
+# PostgreSQL server (the store, restart and chaos tests also run against it). Installed when absent.
+system-packages:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian packages for the tests:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "chromium missing and not root: browser tests will skip"; \
+	    echo "missing and not root:$$missing (their tests will skip and say why)"; \
 	  fi; \
 	fi
 
-test: $(VENV)/.installed-dev chromium
+test: $(VENV)/.installed-dev system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev

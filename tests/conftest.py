@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,6 +12,7 @@ from controller.api.app import create_app
 from controller.runtime import Runtime
 from controller.settings import Settings
 from tests import support
+from tests.postgres import PostgresServer, PostgresUnavailable, postgres_server
 
 
 @pytest.fixture
@@ -65,3 +66,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="flight backend for the end-to-end tests: the built-in simulator, real ArduPilot SITL "
         "(ARDUPILOT_SITL_BIN and ARDUPILOT_SITL_DEFAULTS), or both (SITL skips when absent)",
     )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (skips, saying why, where the binaries are missing)."""
+    try:
+        with postgres_server() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on the embedded SQLite file and on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()

@@ -21,7 +21,7 @@ import yaml
 
 from controller.runtime import Runtime
 from controller.settings import Settings
-from sitl.fleet import SimFleet
+from sitl.fleet import SimFleet, free_base_port
 from sitl.roster import roster_specs
 from tests import support
 
@@ -60,11 +60,12 @@ class World:
             await asyncio.sleep(0.05)
 
 
-def world_configs(tmp: Path, speedup: float) -> Path:
+def world_configs(tmp: Path, speedup: float, base_port: int = 5760) -> Path:
     cfg = support.copy_configs(tmp / "configs", transit_altitude_m=TRANSIT_ALT_M, offer_timeout_s=120)
     flight = yaml.safe_load((cfg / "flight.yaml").read_text())
     flight["failsafe"]["gcs_timeout_s"] = 5 * speedup  # heartbeats are 1 Hz in wall time
     flight["on_scene"] = "hold"
+    flight["links"]["base_port"] = base_port  # away from 5760.., where `make run`'s simulator may be listening
     (cfg / "flight.yaml").write_text(yaml.safe_dump(flight))
     # A small no-fly zone 400 m north of station NOFLY_STATION, for the refusal test.
     from controller import geo
@@ -86,12 +87,19 @@ def world_configs(tmp: Path, speedup: float) -> Path:
 
 @contextlib.asynccontextmanager
 async def flying_world(tmp_path: Path, backend: str = "sim", drones: int = DRONES, speedup: float = SPEEDUP) -> AsyncIterator[World]:
-    """Start copters (built-in simulator or ArduPilot SITL) and a controller flying them."""
-    cfg = world_configs(tmp_path, speedup)
+    """Start copters (built-in simulator or ArduPilot SITL) and a controller flying them.
+
+    Both listen on a free range of ports (base + 10·N), not on 5760.., so the suite runs beside a live
+    controller; ArduPilot's port follows its instance number (-I), so its instances are numbered from
+    (base - 5760) / 10 with the roster's system ids.
+    """
+    base = free_base_port(drones)
+    cfg = world_configs(tmp_path, speedup, base)
     sim: SimFleet | None = None
     ardupilot = None
     if backend == "sim":
-        sim = SimFleet(roster_specs(cfg / "stations.json", cfg / "drone_models.yaml", drones, warm=True), speedup=speedup)
+        specs = roster_specs(cfg / "stations.json", cfg / "drone_models.yaml", drones, warm=True)
+        sim = SimFleet(specs, speedup=speedup, base_port=base)
         await sim.start()
     else:
         from controller.config import load_config
@@ -102,8 +110,12 @@ async def flying_world(tmp_path: Path, backend: str = "sim", drones: int = DRONE
             from sitl.roster import model_overrides
 
             roster = [(s, d) for s in c.stations for d in s.drones][:drones]
+            first = (base - 5760) // 10
             vehicles = [
-                SitlVehicle(n, s.lat, s.lon, s.elevation_m, params=model_overrides(d.model, c.drone_models[d.model].model_dump(), "models")[0])
+                SitlVehicle(
+                    first + n, s.lat, s.lon, s.elevation_m, sysid=n + 1,
+                    params=model_overrides(d.model, c.drone_models[d.model].model_dump(), "models")[0],
+                )
                 for n, (s, d) in enumerate(roster)
             ]
             ardupilot = ArduPilotFleet(vehicles, speedup=speedup)

@@ -60,6 +60,7 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             "event_subscribers": center.bus.subscriber_count,
             "db_commits": center.journal.commits,
             "open_incidents": len(center.view.incidents),
+            "reconcile": center.reconciler.stats(),
         }
         if rt.fleet is not None:
             out["fleet"] = {
@@ -67,6 +68,7 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
                 "links_up": sum(1 for link in rt.fleet.links.values() if link.up),
                 "telemetry_messages": rt.fleet.telemetry_messages,
                 "missions_flying": len(rt.fleet.runners),
+                "reconcile_startup_s": rt.fleet.reconcile_startup_s,
             }
         if rt.video is not None:
             out["video"] = rt.video.hub.stats()

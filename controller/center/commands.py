@@ -22,7 +22,7 @@ from controller.domain.categories import SEARCH_CATEGORY, is_search
 from controller.domain.entities import CallerReport, Drone, Incident, Mission
 from controller.domain.errors import Conflict, Forbidden, NotFound
 from controller.domain.state_machine import Transition
-from controller.domain.states import ACTIVE_MISSION, AIRBORNE, DroneState, IncidentStatus, MissionState
+from controller.domain.states import ACTIVE_MISSION, AIRBORNE, SERVING_MISSION, DroneState, IncidentStatus, MissionState
 from controller.fleet.reports import MissionObserver
 from controller.geo import equirectangular_m
 from controller.store import rows
@@ -91,7 +91,7 @@ class Commands:
         rule = self.config.policy.duplicate_merge
         best: tuple[float, Incident] | None = None
         for inc in self.state.incidents.values():
-            if inc.category != spec.category or inc.last_report_at is None:
+            if inc.category != spec.category or inc.last_report_at is None or not self._takes_repeat_calls(inc):
                 continue
             if (now - inc.last_report_at).total_seconds() > rule.window_s:
                 continue
@@ -99,6 +99,13 @@ class Commands:
             if dist <= rule.radius_m and (best is None or dist < best[0]):
                 best = (dist, inc)
         return best[1] if best else None
+
+    def _takes_repeat_calls(self, inc: Incident) -> bool:
+        """A repeat call merges only into an incident being served (a drone offered, on its way or there) or waiting
+        for one; an open incident nothing will fly for (its drones went home, it is blocked) lets the call get a drone."""
+        if any(m.state in SERVING_MISSION for m in self.state.incident_missions(inc.id)):
+            return True
+        return not inc.blocked_reason and self.state.drones_needed(inc) > 0
 
     async def create_incident(self, spec: NewIncident, who: Principal) -> tuple[Incident, bool]:
         """Open an incident and dispatch it, or merge a repeat call into the open one it repeats."""

@@ -24,6 +24,7 @@ from controller.center.dispatch_pass import DispatchPass
 from controller.center.flight_reports import FlightReportHandler
 from controller.center.journal import Journal, ServiceUnavailable
 from controller.center.offers import OfferTimers
+from controller.center.reconciler import Reconciler
 from controller.center.state import LiveState
 from controller.center.view import LiveView
 from controller.config import FleetConfig
@@ -72,7 +73,8 @@ class DispatchCenter:
         changes = Changes(self.state, self.journal, self.timers, self.observers, dirty)
         self.passes = DispatchPass(config, dispatcher, self.state, self.view, changes, self.timers, dirty)
         self.commands = Commands(config, self.state, self.journal, changes, self.passes, self.observers, clock)
-        self.reports = FlightReportHandler(config, self.state, self.journal, changes, self.passes, clock)
+        self.reconciler = Reconciler(config, self.state, self.journal, changes, self.passes, self.observers, clock)
+        self.reports = FlightReportHandler(config, self.state, self.journal, changes, self.passes, self.reconciler, clock)
         self._changes = changes
         self._sweeper: asyncio.Task[None] | None = None
         self.started = False
@@ -87,7 +89,10 @@ class DispatchCenter:
         cs = Changeset()
         self._adopt_drones(snap.drones, now, cs)
         for inc in snap.incidents:
-            self.state.incidents[inc.id] = inc
+            if inc.is_open:
+                self.state.incidents[inc.id] = inc
+            else:  # closed while one of its drones still flew for it: kept until that drone is down
+                self.state.closed[inc.id] = inc
         for m in snap.missions:
             self.state.add_mission(m)
             inc = self.state.incidents.get(m.incident_id)

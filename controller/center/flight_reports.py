@@ -9,17 +9,20 @@ queue.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from controller.center.changes import Changes
 from controller.center.dispatch_pass import DispatchPass
 from controller.center.journal import Journal
+from controller.center.reconcile import AT_STATION_M, on_the_ground
+from controller.center.reconciler import Reconciler
 from controller.center.state import LiveState
 from controller.config import FleetConfig
 from controller.domain.entities import Mission
 from controller.domain.states import ACTIVE_MISSION, AIRBORNE, DroneState, IncidentStatus, MissionState
+from controller.fleet.reports import Reconciled, VehicleReport
 from controller.geo import equirectangular_m
 from controller.search.plan import SearchPlan
 from controller.search.planner import SearchPlanner
@@ -29,8 +32,6 @@ from controller.store.writer import Changeset
 log = logging.getLogger(__name__)
 
 D, I, M = DroneState, IncidentStatus, MissionState
-#: A drone that lands with at least this much battery is ready at once; below, it charges first.
-READY_BATTERY_PCT = 60.0
 
 
 class FlightReportHandler:
@@ -41,17 +42,18 @@ class FlightReportHandler:
         journal: Journal,
         changes: Changes,
         passes: DispatchPass,
+        reconciler: Reconciler,
         clock: Callable[[], datetime],
     ) -> None:
         self.config = config
+        self.reconciler = reconciler
         self.state = state
         self.journal = journal
         self.ch = changes
         self.passes = passes
         self.clock = clock
         self.planner = SearchPlanner(config)
-        #: A drone's state before its link was lost, restored when it comes back.
-        self._prior_state: dict[str, DroneState] = {}
+        self._stations = [(s.lat, s.lon) for s in config.stations]
         self._unsaved_positions: set[str] = set()
 
     def _mission(self, mission_id: str) -> Mission | None:
@@ -125,9 +127,10 @@ class FlightReportHandler:
         if drone.state is not D.LANDED and drone.machine.can(D.LANDED):
             self.ch.move(drone.machine, D.LANDED, now, cs, reason, "flight")
         drone.mission_id = None
-        ready = D.STANDBY if drone.battery_pct >= READY_BATTERY_PCT else D.CHARGING
+        at_station = any(equirectangular_m(drone.lat, drone.lon, la, lo) <= AT_STATION_M for la, lo in self._stations)
+        ready = on_the_ground(drone.battery_pct, at_station)
         if drone.machine.can(ready):
-            self.ch.move(drone.machine, ready, now, cs, "back at a station", "flight")
+            self.ch.move(drone.machine, ready, now, cs, "back at a station" if at_station else "landed away from any station: recover it", "flight")
         self.ch.drone_event(cs, drone, now)
         self.state.forget_closed()
         self.passes.run(now, cs)
@@ -219,9 +222,12 @@ class FlightReportHandler:
 
     async def link_state(self, drone_id: str, up: bool) -> None:
         """Link lost: the drone shows lost_link and commanders are alerted; a pending offer is withdrawn.
-        Link back: the drone returns to the state it had."""
+
+        A link coming back is not taken on trust: the flight layer reconciles the drone with what its
+        vehicle reports (`Reconciler`), since it may have landed or run its failsafe meanwhile.
+        """
         drone = self.state.drones.get(drone_id)
-        if drone is None:
+        if drone is None or up:
             return
         now = self.clock()
         cs = Changeset()
@@ -233,15 +239,9 @@ class FlightReportHandler:
                 if inc is not None:
                     inc.excluded_drones.add(drone.id)
                     self.ch.sync_status(inc, now, cs, "offered drone lost its link", "flight")
-            self._prior_state[drone.id] = drone.state
             self.ch.move(drone.machine, D.LOST_LINK, now, cs, "no MAVLink message for 3 s", "flight")
             self.ch.drone_event(cs, drone, now)
             self.ch.alert(cs, now, "critical", f"link lost with {drone.id}", drone=drone)
-        elif up and drone.state is D.LOST_LINK:
-            back = self._prior_state.pop(drone.id, D.STANDBY)
-            self.ch.move(drone.machine, back, now, cs, "link restored", "flight")
-            self.ch.drone_event(cs, drone, now)
-            self.ch.alert(cs, now, "info", f"link restored with {drone.id}", drone=drone)
         else:
             return
         self.passes.run(now, cs)
@@ -258,6 +258,12 @@ class FlightReportHandler:
         if moved or charged:
             self.passes.touch(drone_id)
             self._unsaved_positions.add(drone_id)
+
+    async def reconcile(self, vehicles: Mapping[str, VehicleReport | None], *, why: str) -> Reconciled:
+        return await self.reconciler.reconcile(vehicles, why=why)
+
+    def check_vehicle(self, drone_id: str, vehicle: VehicleReport) -> str | None:
+        return self.reconciler.check(drone_id, vehicle)
 
     def live_telemetry(self, drone_id: str, data: dict[str, Any]) -> None:
         drone = self.state.drones[drone_id]

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 from controller.config import FleetConfig
 from controller.dispatch.returns import ReturnPlanner
 from controller.domain.entities import Incident, Mission
-from controller.domain.states import COMMITTED_MISSION
 from controller.fleet.drone_link import Connect, DroneLink, LinkConfig, LinkError
 from controller.fleet.mission_runner import FlightContext, MissionRunner
 from controller.fleet.nofly import NoFlyGuard
-from controller.fleet.reports import FlightReports
+from controller.fleet.copter import CopterMode
+from controller.fleet.reports import GROUND_ALT_M, FlightReports, Reconciled, VehicleReport
 from controller.fleet.telemetry import Telemetry
 from controller.fleet.transport import Endpoint, open_transport
 
@@ -37,6 +37,25 @@ LIVENESS_PERIOD_S = 0.25
 #: A drone whose link has not come up this long after start is reported lost.
 FIRST_CONTACT_GRACE_S = 15.0
 TELEMETRY_EVENT_PERIOD_S = 1.0
+#: At start-up, how long to wait for every linked vehicle's first report before reconciling without it.
+RECONCILE_WAIT_S = 10.0
+#: A vehicle report counts only if its heartbeat and position are this recent.
+REPORT_FRESH_S = 3.0
+#: How often every drone's state is checked against its vehicle.
+CHECK_PERIOD_S = 1.0
+
+
+def vehicle_report(link: DroneLink, now: float) -> VehicleReport | None:
+    """What the vehicle says about itself, if its link is up and its heartbeat and position are fresh."""
+    t = link.telemetry
+    if not link.up or t.lat is None or t.lon is None or t.mode is None or t.alt_rel_m is None:
+        return None
+    if now - t.last.get("HEARTBEAT", -1e9) > REPORT_FRESH_S or now - t.last.get("GLOBAL_POSITION_INT", -1e9) > REPORT_FRESH_S:
+        return None
+    return VehicleReport(
+        armed=t.armed, alt_rel_m=t.alt_rel_m, mode=t.mode, lat=t.lat, lon=t.lon,
+        battery_pct=t.battery_pct, mission_seq=t.mission_seq,
+    )
 
 
 def link_configs(config: FleetConfig, drone_ids: list[str] | None = None) -> dict[str, LinkConfig]:
@@ -87,6 +106,13 @@ class FleetService:
         #: Called with (drone id, telemetry) on every position report (the hotspot pipeline's pose history).
         self.position_listeners: list[Callable[[str, Telemetry], None]] = []
         self.configured = 0
+        #: Drones flying with no mission, being brought home.
+        self._homing: set[str] = set()
+        #: Drones with a reconciliation under way (link back, or a contradiction found).
+        self._reconciling: set[str] = set()
+        self._reconciled = False
+        #: Seconds from start to the start-up reconciliation's end.
+        self.reconcile_startup_s: float | None = None
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -96,17 +122,23 @@ class FleetService:
         for link in self.links.values():
             link.start()
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="fleet-ticker")
-        for m in list(self.view.missions.values()):
-            if m.state in COMMITTED_MISSION and m.drone_id in self.links:
-                inc = self.view.incident(m.incident_id)
-                if inc is not None:
-                    self._run(m, inc, resume=True)
         unlinked = [d for d in self.view.drones if d not in self.links]
         for drone_id in unlinked:  # no link configured: the controller cannot fly these
             await self.reports.link_state(drone_id, False)
+        # Nothing the database says about a drone is trusted until its vehicle confirms it (bounded wait).
+        deadline = self._started_at + RECONCILE_WAIT_S
+        while time.monotonic() < deadline and any(vehicle_report(link, time.monotonic()) is None for link in self.links.values()):
+            await asyncio.sleep(0.1)
+        now = time.monotonic()
+        vehicles = {d: vehicle_report(link, now) for d, link in self.links.items()}
+        result = await self.reports.reconcile(vehicles, why="start-up")
+        self._reconciled = True
+        self.reconcile_startup_s = time.monotonic() - self._started_at
+        self._act(result)
+        silent = sum(1 for v in vehicles.values() if v is None)
         log.info(
-            "fleet link: %d drones linked, %d without a link, %d missions resumed",
-            len(self.links), len(unlinked), len(self.runners),
+            "fleet link: %d drones linked (%d silent), %d without a link; reconciled in %.1f s: %d missions resumed, %d drones brought home",
+            len(self.links), silent, len(unlinked), self.reconcile_startup_s, len(self.runners), len(self._homing),
         )
 
     async def stop(self) -> None:
@@ -146,6 +178,76 @@ class FleetService:
                 if not link.up and link.last_rx == 0.0 and now - self._started_at > FIRST_CONTACT_GRACE_S:
                     link.last_rx = -1.0  # report the missing first contact once
                     self._spawn(self.reports.link_state(drone_id, False), f"link-down-{drone_id}")
+            if self._reconciled and beats % round(CHECK_PERIOD_S / LIVENESS_PERIOD_S) == 0:
+                self._check_all(now)
+
+    # --- reconciliation -------------------------------------------------------------
+
+    def _check_all(self, now: float) -> None:
+        """The invariant: no drone's state contradicts its vehicle for more than a few seconds (else it is repaired)."""
+        for drone_id, link in self.links.items():
+            if drone_id in self._reconciling:
+                continue
+            report = vehicle_report(link, now)
+            if report is None:
+                continue
+            why = self.reports.check_vehicle(drone_id, report)
+            if why is not None:
+                log.warning("%s %s: reconciling", drone_id, why)
+                self._reconcile_one(drone_id, report, f"invariant: {why}")
+
+    def _reconcile_one(self, drone_id: str, report: VehicleReport, why: str) -> None:
+        async def run() -> None:
+            try:
+                self._act(await self.reports.reconcile({drone_id: report}, why=why))
+            finally:
+                self._reconciling.discard(drone_id)
+
+        self._reconciling.add(drone_id)
+        self._spawn(run(), f"reconcile-{drone_id}")
+
+    async def _reconcile_when_reporting(self, link: DroneLink) -> None:
+        """A link came back: reconcile the drone once its vehicle's report is fresh (it may have landed meanwhile)."""
+        deadline = time.monotonic() + REPORT_FRESH_S * 2
+        while (report := vehicle_report(link, time.monotonic())) is None:
+            if time.monotonic() > deadline or not link.up:
+                return
+            await asyncio.sleep(0.1)
+        if link.drone_id not in self._reconciling:
+            self._reconcile_one(link.drone_id, report, "link restored")
+
+    def _act(self, result: Reconciled) -> None:
+        """Supervise the flights a reconciliation kept, and bring down the drones flying for nothing."""
+        for mission, incident in result.resume:
+            if mission.id not in self.runners and mission.drone_id in self.links:
+                self._run(mission, incident, resume=True)
+        for drone_id in result.bring_home:
+            if drone_id not in self._homing and drone_id in self.links and not any(
+                r.mission.drone_id == drone_id for r in self.runners.values()
+            ):
+                self._homing.add(drone_id)
+                self._spawn(self._bring_home(drone_id), f"home-{drone_id}")
+
+    async def _bring_home(self, drone_id: str) -> None:
+        """RTL a drone flying with no mission, and report its landing (retrying while its link is down)."""
+        link = self.links[drone_id]
+        p = self.config.flight
+        try:
+            while link.telemetry.mode not in (CopterMode.RTL, CopterMode.LAND):
+                try:
+                    await link.set_mode(CopterMode.RTL, timeout=p.command_timeout_s, retries=p.command_retries)
+                except LinkError as exc:
+                    log.warning("%s: RTL for a drone with no mission failed (%s); retrying", drone_id, exc)
+                    await asyncio.sleep(1.0)
+            while True:
+                try:
+                    await link.wait_for(lambda t: not t.armed and (t.alt_rel_m or 0) < GROUND_ALT_M, 30, "touchdown")
+                    break
+                except LinkError:
+                    continue
+            await self.reports.flight_landed(drone_id, "brought home after a reconciliation")
+        finally:
+            self._homing.discard(drone_id)
 
     # --- MissionObserver ----------------------------------------------------------
 
@@ -192,9 +294,12 @@ class FleetService:
     # --- LinkListener ---------------------------------------------------------------
 
     def link_state_changed(self, link: DroneLink, up: bool) -> None:
-        self._spawn(self.reports.link_state(link.drone_id, up), f"link-{link.drone_id}")
-        if up:
-            self._spawn(self._configure(link), f"configure-{link.drone_id}")
+        if not up:
+            self._spawn(self.reports.link_state(link.drone_id, False), f"link-{link.drone_id}")
+            return
+        self._spawn(self._configure(link), f"configure-{link.drone_id}")
+        if self._reconciled:  # before that, the start-up reconciliation covers it
+            self._spawn(self._reconcile_when_reporting(link), f"relink-{link.drone_id}")
 
     def telemetry_received(self, link: DroneLink, kind: str) -> None:
         self.telemetry_messages += 1

@@ -39,8 +39,9 @@ from controller.fleet.copter import CopterMode
 from controller.fleet.drone_link import CommandRejected, CommandTimeout, DroneLink, LinkDown, LinkError
 from controller.fleet.flight_math import orbit_points
 from controller.fleet.nofly import NoFlyGuard, NoFlyViolation
-from controller.fleet.reports import FlightReports
+from controller.fleet.reports import GROUND_ALT_M, FlightReports
 from controller.fleet.sweep import SweepMission
+from controller.fleet.telemetry import Telemetry
 from controller.geo import LocalFrame
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,10 @@ TRANSIENT_ARM_REFUSALS = (
     "EKF",
     "GPS",
 )
-#: Below this relative altitude and disarmed, the drone is on the ground.
-GROUND_ALT_M = 2.0
+
+
+#: Modes a vehicle's failsafe takes it home in.
+FAILSAFE_MODES = (CopterMode.RTL, CopterMode.LAND)
 
 
 class ArmRefused(LinkError):
@@ -301,7 +304,7 @@ class MissionRunner:
 
     def _check_mode(self) -> None:
         t = self.link.telemetry
-        if t.mode in (CopterMode.RTL, CopterMode.LAND):
+        if t.mode in FAILSAFE_MODES:
             raise FailsafeReturn(f"vehicle switched to {CopterMode(t.mode).name} by itself (failsafe)")
 
 
@@ -327,13 +330,14 @@ class MissionRunner:
         budget = dist / self.ctx.model.cruise_speed_ms * 2.5 + 60
         elapsed = 0.0
         link.send_position_target(lat, lon, alt)
+
+        def arrived_or_gone_home(t: Telemetry) -> bool:  # a failsafe ends the leg at once, not at the next re-send
+            return t.mode in FAILSAFE_MODES or (t.lat is not None and geo.equirectangular_m(t.lat, t.lon, lat, lon) <= radius)
+
         while True:
             try:
-                await link.wait_for(
-                    lambda t: t.lat is not None and geo.equirectangular_m(t.lat, t.lon, lat, lon) <= radius,
-                    p.target_resend_s,
-                    what,
-                )
+                await link.wait_for(arrived_or_gone_home, p.target_resend_s, what)
+                self._check_mode()
                 return
             except CommandTimeout:
                 pass
@@ -450,6 +454,10 @@ class MissionRunner:
         if state is MissionState.RETURNING or (airborne and t.mode in (CopterMode.RTL, CopterMode.LAND)):
             if state is not MissionState.RETURNING:
                 await self.reports.flight_returning(self.mission.id, "vehicle returned while the controller was down")
+            if airborne and t.mode not in (CopterMode.RTL, CopterMode.LAND):
+                # it was on its way home under the controller (a diversion, a detour): take it home again
+                await self._come_home("resumed on the way home")
+                return
             await self._wait_landed()
             return
         if not airborne:
@@ -495,7 +503,16 @@ class MissionRunner:
         await self._wait_landed()
 
     async def _return_leg(self) -> None:
-        """Home (RTL, around no-fly zones first) if the battery covers it; else land where the return rule says."""
+        """Home (RTL, around no-fly zones first) if the battery covers it; else land where the return rule says.
+
+        If the vehicle's own failsafe takes over meanwhile (RTL or LAND), it is left to it.
+        """
+        try:
+            await self._steer_home()
+        except FailsafeReturn as exc:
+            await self._step("failsafe", f"{exc}; left to the vehicle", ok=False)
+
+    async def _steer_home(self) -> None:
         t = self.link.telemetry
         opts = self.return_options()
         if t.battery_pct is None or t.battery_pct - opts.home_pct >= self.ctx.reserve_pct / 2 or opts.site is None:

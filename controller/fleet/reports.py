@@ -8,10 +8,49 @@ never imports the centre and can be tested against a recording fake.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from controller.domain.entities import Incident, Mission
 from controller.search.plan import SearchPlan
+
+#: Below this height above home and disarmed, a vehicle is on the ground.
+GROUND_ALT_M = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleReport:
+    """What a vehicle says about itself, for reconciling the controller's state with it."""
+
+    armed: bool
+    alt_rel_m: float
+    mode: int | None
+    lat: float
+    lon: float
+    battery_pct: float | None = None
+    mission_seq: int | None = None
+
+    @property
+    def in_air(self) -> bool:
+        return self.armed and self.alt_rel_m > GROUND_ALT_M
+
+    @property
+    def on_ground(self) -> bool:
+        """Landed and disarmed: nothing flies until someone arms it."""
+        return not self.armed and self.alt_rel_m < GROUND_ALT_M
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What the flight layer must do after a reconciliation: supervise these flights, bring these drones down."""
+
+    #: Missions to fly on from where their vehicle is (the runner's resume).
+    resume: tuple[tuple[Mission, Incident], ...] = ()
+    #: Drones flying with no mission to fly for: command them home and report their landing.
+    bring_home: tuple[str, ...] = ()
+    #: Human-readable decisions, for the log.
+    decisions: tuple[str, ...] = field(default=())
 
 
 class MissionObserver(Protocol):
@@ -38,7 +77,7 @@ class FlightReports(Protocol):
         """The drone heads home (battery, failsafe, end of search); its incident gets another drone if still open."""
 
     async def flight_landed(self, drone_id: str, reason: str = "landed") -> None:
-        """Wheels down and disarmed."""
+        """Wheels down and disarmed (with or without a mission: a drone brought home after a reconciliation)."""
 
     async def flight_failed(self, mission_id: str, reason: str, *, to_maintenance: bool) -> None:
         """The flight could not be carried out (arming refused, command unanswered, ...)."""
@@ -52,7 +91,15 @@ class FlightReports(Protocol):
     async def search_progress(self, mission_id: str, done: int) -> None:
         """How many of its waypoints a search mission has flown."""
 
-    async def link_state(self, drone_id: str, up: bool) -> None: ...
+    async def link_state(self, drone_id: str, up: bool) -> None:
+        """The link went down (the drone shows lost_link). A link coming up is reconciled instead."""
+
+    async def reconcile(self, vehicles: Mapping[str, VehicleReport | None], *, why: str) -> Reconciled:
+        """Make the drones' and their missions' states agree with what their vehicles report (None: no link)."""
+
+    def check_vehicle(self, drone_id: str, vehicle: VehicleReport) -> str | None:
+        """The contradiction between the drone's state and its vehicle, once it has lasted past the grace (else None)."""
+
 
     def telemetry(self, drone_id: str, lat: float, lon: float, alt_m: float, battery_pct: float | None) -> None:
         """A position sample, folded into live state (no commit)."""

@@ -20,6 +20,7 @@ from controller.domain.entities import Drone, Incident, Mission
 from controller.domain.states import ACTIVE_MISSION, OPEN_INCIDENT
 from controller.events import Event
 from controller.store import rows, schema
+from controller.store.migrate import migrate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,7 +67,8 @@ class Database:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="db-read")
 
     def create_schema(self) -> None:
-        schema.metadata.create_all(self.engine)
+        """Bring the schema to what this code expects (Alembic migrations; see controller.store.migrate)."""
+        migrate(self.engine)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -85,12 +87,21 @@ class Database:
         with self.engine.connect() as conn:
             drones = [rows.drone_from_row(r) for r in conn.execute(select(schema.drones))]
             open_statuses = [s.value for s in OPEN_INCIDENT]
+            active = [s.value for s in ACTIVE_MISSION]
+            m = schema.missions
+            # open incidents, and closed ones a drone was still flying for (their missions are reconciled too)
             incidents = [
                 rows.incident_from_row(r)
-                for r in conn.execute(select(schema.incidents).where(schema.incidents.c.status.in_(open_statuses)))
+                for r in conn.execute(
+                    select(schema.incidents).where(
+                        or_(
+                            schema.incidents.c.status.in_(open_statuses),
+                            schema.incidents.c.id.in_(select(m.c.incident_id).where(m.c.state.in_(active))),
+                        )
+                    )
+                )
             ]
-            open_ids = [i.id for i in incidents]
-            active = [s.value for s in ACTIVE_MISSION]
+            open_ids = [i.id for i in incidents if i.is_open]
             mission_rows = conn.execute(
                 select(schema.missions).where(
                     or_(schema.missions.c.incident_id.in_(open_ids), schema.missions.c.state.in_(active))

@@ -1,11 +1,10 @@
-"""A temporary SQLite database and a started DbWriter that records what it publishes."""
+"""A temporary database (SQLite, and a real PostgreSQL server) and a started DbWriter that records what it publishes."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -17,8 +16,8 @@ from controller.store.writer import DbWriter
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
     database.create_schema()
     yield database
     database.close()

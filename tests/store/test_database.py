@@ -91,10 +91,12 @@ def test_snapshot_of_an_empty_database(db: Database) -> None:
     assert (snap.last_event_seq, snap.last_incident_no, snap.last_mission_no) == (0, 0, 0)
 
 
-def test_snapshot_has_drones_open_incidents_and_their_or_active_missions(city: Database) -> None:
+def test_snapshot_has_drones_open_incidents_and_their_or_active_missions_and_the_incidents_of_those(city: Database) -> None:
     snap = city.load_snapshot()
     assert sorted(ids(snap.drones)) == ["drone-a", "drone-b", "drone-c", "drone-d", "drone-e"]
-    assert sorted(ids(snap.incidents)) == [incident_id(n) for n in (2, 3, 5, 6, 8, 9, 10)]
+    # open incidents, and closed ones a drone still flies for (4: closed under mission 7, still returning)
+    assert sorted(ids(snap.incidents)) == [incident_id(n) for n in (2, 3, 4, 5, 6, 8, 9, 10)]
+    assert [i.is_open for i in snap.incidents if i.id == incident_id(4)] == [False]
     # missions of open incidents (even declined ones) and active missions (even of closed incidents)
     assert sorted(ids(snap.missions)) == [mission_id(n) for n in (2, 3, 4, 5, 7, 8)]
     assert snap.last_event_seq == 12

@@ -17,7 +17,9 @@ from types import ModuleType
 #: Benchmark name -> module implementing `add_arguments`, `run` and `summarize`.
 BENCHES: dict[str, str] = {
     "api": "controller.bench.api_latency",
+    "chaos": "controller.bench.chaos",
     "dispatch": "controller.bench.dispatch_stream",
+    "eta": "controller.bench.eta_flights",
     "fleet": "controller.bench.fleet_telemetry",
     "video": "controller.bench.video_relay",
     "vision": "vision.bench",

@@ -260,7 +260,7 @@ class EnginePolicy(Frozen):
     preemptible_grades: tuple[int, ...] = (3, 4)
     #: Keep this far from no-fly polygons when routing around them.
     nofly_buffer_m: float = Field(default=150.0, ge=0, le=5000)
-    #: Height over the scene the drone descends to from transit altitude (counted in time to scene).
+    #: Height over the scene; the drone flies straight to it, or descends to it from transit height on the way.
     scene_altitude_m: float = Field(default=60.0, ge=0, le=500)
 
     @field_validator("grade_weights")
@@ -280,6 +280,8 @@ class DispatchPolicy(Frozen):
     duplicate_merge: DuplicateMerge
     battery_reserve_pct: float = Field(ge=0, lt=100)
     transit_altitude_m: float = Field(gt=0, le=500)
+    #: Straight up to this height (clear of the station's surroundings) before flying toward the scene.
+    departure_altitude_m: float = Field(default=30.0, gt=0, le=500)
     launch_delay_s: LaunchDelay
     time_on_scene_s: dict[str, float]
     search: SearchPolicy = Field(default_factory=SearchPolicy)

@@ -37,10 +37,10 @@ from controller.dispatch.base import (
     IncidentRequest,
     unavailable_reason,
 )
-from controller.dispatch.flight import battery_pct, launch_delay_s, vertical_legs_s, wind_vector
+from controller.dispatch.flight import arrival_s, battery_pct, launch_delay_s, vertical_legs_s, wind_vector
 from controller.dispatch.returns import ReturnPlanner, ReturnSite, StationSite
 from controller.dispatch.routing import NoFlyRouter
-from controller.domain.states import DroneState
+from controller.domain.states import AIRBORNE, DroneState
 
 if TYPE_CHECKING:
     from controller.config import FleetConfig
@@ -51,6 +51,7 @@ _STATES = tuple(DroneState)
 _STATE_CODE = {s: i for i, s in enumerate(_STATES)}
 _AVAILABLE_CODE = np.array([s in AVAILABLE for s in _STATES])
 _IN_FLIGHT_CODE = np.array([s in IN_FLIGHT_ON_MISSION for s in _STATES])
+_AIRBORNE_CODE = np.array([s in AIRBORNE for s in _STATES])
 R_EXCLUDED = "declined or expired for this incident"
 R_BATTERY = "battery"
 R_NOFLY_SCENE = "scene inside a no-fly zone"
@@ -73,7 +74,8 @@ class _Fleet:
     x: np.ndarray
     y: np.ndarray
     cruise: np.ndarray
-    climb_s: np.ndarray  # to transit altitude from where the drone is now
+    climb_s: np.ndarray  # straight up before flying out: the departure height from the ground, none in the air
+    rise_s: np.ndarray  # climb to the scene height during the leg (0 in the air)
     launch: np.ndarray
     battery: np.ndarray
     endurance: np.ndarray
@@ -163,10 +165,12 @@ class DispatchEngine(Dispatcher):
                 model_rows[d.model_id] = len(models)
                 models.append(d.model)
         mi = np.fromiter((model_rows[d.model_id] for d in drones), dtype=np.intp, count=n)
-        table = np.array([(m.cruise_speed_ms, m.climb_rate_ms, m.descent_rate_ms, m.endurance_min * 60.0, m.max_wind_ms)
-                          for m in models]).reshape(-1, 5)[mi]
-        cruise, climb, descent, endurance, max_wind = table.T
-        legs = vertical_legs_s(policy, climb, descent)
+        table = np.array([
+            (m.cruise_speed_ms, m.climb_rate_ms, m.descent_rate_ms, m.endurance_min * 60.0, m.max_wind_ms, m.acceleration_ms2)
+            for m in models
+        ]).reshape(-1, 6)[mi]
+        cruise, climb, descent, endurance, max_wind, accel = table.T
+        legs = vertical_legs_s(policy, climb, descent, cruise, accel)
         state = np.fromiter((_STATE_CODE[d.state] for d in drones), dtype=np.intp, count=n)
         pilot = np.fromiter((d.pilot_on_duty for d in drones), dtype=bool, count=n)
         wind_ok = policy.wind.speed_ms <= max_wind
@@ -179,8 +183,9 @@ class DispatchEngine(Dispatcher):
             preemptible = _IN_FLIGHT_CODE[state] & np.isin(grade, eng.preemptible_grades) & pilot & wind_ok
         else:
             preemptible = np.zeros(n, dtype=bool)
-        climb_now = np.where(state == _STATE_CODE[DroneState.ENROUTE], 0.0,
-                             np.where(state == _STATE_CODE[DroneState.ON_SCENE], legs["scene_climb"], legs["climb"]))
+        in_air = _AIRBORNE_CODE[state]
+        climb_now = np.where(in_air, 0.0, legs["takeoff"])
+        rise = np.where(in_air, 0.0, legs["rise"])
         launch = np.array([launch_delay_s(policy, s) for s in _STATES])[state] if n else np.zeros(0)
         return _Fleet(
             ids=[d.id for d in drones],
@@ -188,6 +193,7 @@ class DispatchEngine(Dispatcher):
             y=np.fromiter((d.y for d in drones), dtype=float, count=n),
             cruise=cruise,
             climb_s=climb_now,
+            rise_s=rise,
             launch=launch,
             battery=np.fromiter((d.battery_pct for d in drones), dtype=float, count=n),
             endurance=endurance,
@@ -217,7 +223,8 @@ class DispatchEngine(Dispatcher):
             return _Pairs(cols, z, z, z, np.zeros((n, 0), dtype=np.int8))
         out_t, dist, _ = self.router.leg(fleet.x[cols][None, :], fleet.y[cols][None, :], ix[:, None], iy[:, None], fleet.cruise[cols][None, :])
         legs = {k: v[cols] for k, v in fleet.legs.items()}
-        eta = fleet.launch[cols] + fleet.climb_s[cols] + out_t + legs["scene_descent"]
+        leg_t = arrival_s(out_t, legs["speed_change"], fleet.rise_s[cols])
+        eta = fleet.launch[cols] + fleet.climb_s[cols] + leg_t
         back = np.full((n, m), np.inf)
         for model_id in {drones[j].model_id for j in cols}:
             sel = np.array([drones[j].model_id == model_id for j in cols])
@@ -226,7 +233,7 @@ class DispatchEngine(Dispatcher):
             t = self._return_time(ix, iy, model_id, float(fleet.cruise[j0]), home)
             back[:, sel] = t if t.ndim == 2 else t[:, None]
         on_scene = np.array([policy.on_scene_seconds(inc.category) for inc in rows])[:, None]
-        airborne = fleet.climb_s[cols] + out_t + legs["scene_descent"] + on_scene + legs["scene_climb"] + back + legs["land"]
+        airborne = fleet.climb_s[cols] + leg_t + on_scene + legs["scene_climb"] + back + legs["land"]
         need = battery_pct(airborne, fleet.endurance[cols])
         code = np.zeros((n, m), dtype=np.int8)
         code[fleet.battery[cols] - need < policy.battery_reserve_pct] = BATTERY
@@ -249,7 +256,7 @@ class DispatchEngine(Dispatcher):
         iy = np.array([inc.y for inc in rows])[:, None]
         straight = np.hypot(fleet.x[cols] - ix, fleet.y[cols] - iy)
         fastest = fleet.cruise[cols] + self._policy.wind.speed_ms
-        return fleet.launch[cols] + fleet.climb_s[cols] + straight / fastest + fleet.legs["scene_descent"][cols]
+        return fleet.launch[cols] + fleet.climb_s[cols] + straight / fastest + fleet.legs["speed_change"][cols]
 
     def _candidates(
         self, rows: Sequence[IncidentRequest], fleet: _Fleet, usable: np.ndarray, wanted: int, drones: Sequence[DroneCandidate]
@@ -348,7 +355,8 @@ class DispatchEngine(Dispatcher):
         cols = free[np.asarray(idx).reshape(len(px), k)]
         out_t, _, _ = self.router.leg(fleet.x[cols], fleet.y[cols], px[:, None], py[:, None], fleet.cruise[cols])
         legs = {name: v[cols] for name, v in fleet.legs.items()}
-        eta = fleet.launch[cols] + fleet.climb_s[cols] + out_t + legs["scene_descent"]
+        leg_t = arrival_s(out_t, legs["speed_change"], fleet.rise_s[cols])
+        eta = fleet.launch[cols] + fleet.climb_s[cols] + leg_t
         back = np.full(cols.shape, np.inf)
         for model_id in {drones[j].model_id for j in np.unique(cols)}:
             sel = np.vectorize(lambda j: drones[j].model_id == model_id)(cols)
@@ -360,7 +368,7 @@ class DispatchEngine(Dispatcher):
                 t, _, _ = self.router.leg(px[:, None], py[:, None], fleet.x[cols], fleet.y[cols], fleet.cruise[cols])
                 back = np.where(sel, t, back)
         airborne = (
-            fleet.climb_s[cols] + out_t + legs["scene_descent"] + self._policy.on_scene_seconds(category)
+            fleet.climb_s[cols] + leg_t + self._policy.on_scene_seconds(category)
             + legs["scene_climb"] + back + legs["land"]
         )
         need = battery_pct(airborne, fleet.endurance[cols])
@@ -383,7 +391,7 @@ class DispatchEngine(Dispatcher):
         if self._policy.wind.speed_ms > drone.model.max_wind_ms:
             refused = "wind above the model's limit"
         eta, _, _ = self.router.leg(fleet.x, fleet.y, np.array([incident.x]), np.array([incident.y]), fleet.cruise)
-        eta = fleet.launch + fleet.climb_s + eta + fleet.legs["scene_descent"]
+        eta = fleet.launch + fleet.climb_s + arrival_s(eta, fleet.legs["speed_change"], fleet.rise_s)
         legs = {k: float(v[0]) for k, v in fleet.legs.items()}
         return PairCheck(refused, float(eta[0]), float(p.dist[0, 0]), float(p.need[0, 0]),
                          float(fleet.launch[0]), float(fleet.climb_s[0]), legs["scene_climb"], legs["land"])
@@ -397,7 +405,7 @@ class DispatchEngine(Dispatcher):
         ignoring feasibility: what a flight would actually take, whoever chose it (used by the benchmark)."""
         fleet = self._fleet([drone], False)
         out_t, dist, _ = self.router.leg(fleet.x, fleet.y, np.array([incident.x]), np.array([incident.y]), fleet.cruise)
-        eta = fleet.launch + fleet.climb_s + out_t + fleet.legs["scene_descent"]
+        eta = fleet.launch + fleet.climb_s + arrival_s(out_t, fleet.legs["speed_change"], fleet.rise_s)
         return float(eta[0]), float(dist[0])
 
     # --- the decision ---------------------------------------------------------------

@@ -10,6 +10,7 @@ cannot hold the track at all.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,13 +71,59 @@ def launch_delay_s(policy: DispatchPolicy, state: DroneState) -> float:
     return delays.standby
 
 
-def vertical_legs_s(policy: DispatchPolicy, climb_ms: np.ndarray, descent_ms: np.ndarray) -> dict[str, np.ndarray]:
-    """Seconds for each vertical leg of a sortie: up to transit, down to the scene, back up, and down to land."""
+def heights(policy: DispatchPolicy) -> tuple[float, float, float]:
+    """(departure, transit, scene) heights above home: none above the transit height."""
     transit = policy.transit_altitude_m
-    scene = min(policy.engine.scene_altitude_m, transit)
+    return min(policy.departure_altitude_m, transit), transit, min(policy.engine.scene_altitude_m, transit)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundProfile:
+    """How a drone flies out to a scene (the mission runner flies it, the engine times it).
+
+    Straight up to the departure height (clear of the station's surroundings),
+    then one leg that climbs while it flies: at the transit height when climbing
+    there and down again costs no time on a leg this long, else at the scene
+    height; a transit leg starts its descent `descent_from_m` before the scene so
+    the drone arrives at the scene height. Flying straight to the scene height
+    with no needless climb and descent is what makes near calls quick.
+    """
+
+    departure_m: float
+    cruise_m: float
+    scene_m: float
+    descent_from_m: float
+
+
+def outbound_profile(policy: DispatchPolicy, distance_m: float, cruise_ms: float, climb_ms: float, descent_ms: float) -> OutboundProfile:
+    departure, transit, scene = heights(policy)
+    up_and_down_s = (transit - departure) / climb_ms + (transit - scene) / descent_ms
+    if transit > scene and distance_m / cruise_ms >= up_and_down_s:
+        return OutboundProfile(departure, transit, scene, cruise_ms * (transit - scene) / descent_ms)
+    return OutboundProfile(departure, scene, scene, 0.0)
+
+
+def vertical_legs_s(
+    policy: DispatchPolicy, climb_ms: np.ndarray, descent_ms: np.ndarray, cruise_ms: np.ndarray, accel_ms2: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Seconds of each part of a sortie that is not cruising (see OutboundProfile):
+
+    - takeoff: straight up to the departure height;
+    - rise: from there to the scene height, flown during the leg (it only adds time on legs shorter than it);
+    - speed_change: what accelerating to cruise and braking at the scene add to a leg flown at cruise speed;
+    - scene_climb: after the scene, up to the transit (return) height before flying home;
+    - land: down from the transit height at home.
+    """
+    departure, transit, scene = heights(policy)
     return {
-        "climb": transit / climb_ms,
-        "scene_descent": (transit - scene) / descent_ms,
+        "takeoff": departure / climb_ms,
+        "rise": np.maximum(scene - departure, 0.0) / climb_ms,
+        "speed_change": cruise_ms / accel_ms2,
         "scene_climb": (transit - scene) / climb_ms,
         "land": return_seconds(0.0, transit, descent_ms),
     }
+
+
+def arrival_s(out_s: np.ndarray, speed_change_s: np.ndarray, rise_s: np.ndarray) -> np.ndarray:
+    """Leg time to the scene from its cruise time: plus speeding up and braking, and any climb the leg is too short for."""
+    return out_s + speed_change_s + np.maximum(rise_s - out_s, 0.0)

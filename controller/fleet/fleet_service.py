@@ -274,8 +274,7 @@ class FleetService:
             profile=self.config.flight,
             model_id=drone.model,
             model=self.config.drone_models[drone.model],
-            transit_alt_m=self.config.policy.transit_altitude_m,
-            reserve_pct=self.config.policy.battery_reserve_pct,
+            policy=self.config.policy,
             guard=self.guard,
             returns=self.returns,
             frame=self.config.frame,
@@ -317,7 +316,8 @@ class FleetService:
             self.reports.live_telemetry(link.drone_id, t.snapshot())
 
     async def _configure(self, link: DroneLink) -> None:
-        """Failsafes, return altitude and cruise speed, set on every drone whenever its link comes up."""
+        """Failsafes, return altitude and the model's speeds (those the dispatch engine times flights with), set on
+        every drone whenever its link comes up."""
         fs = self.config.flight.failsafe
         model = self.config.drone_models[self.view.drones[link.drone_id].model]
         wanted: list[tuple[str, float]] = [
@@ -326,6 +326,9 @@ class FleetService:
             ("BATT_FS_LOW_ACT", fs.battery_low_action),
             ("RTL_ALT", self.config.policy.transit_altitude_m * 100),
             ("WPNAV_SPEED", model.cruise_speed_ms * 100),
+            ("WPNAV_SPEED_UP", model.climb_rate_ms * 100),
+            ("WPNAV_SPEED_DN", model.descent_rate_ms * 100),
+            ("WPNAV_ACCEL", model.acceleration_ms2 * 100),
         ]
         try:
             capacity = await link.read_param("BATT_CAPACITY")

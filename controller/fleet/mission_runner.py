@@ -30,12 +30,13 @@ from typing import Protocol
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from controller import geo
-from controller.config.models import DroneModel, FlightProfile
+from controller.config.models import DispatchPolicy, DroneModel, FlightProfile
+from controller.dispatch.flight import OutboundProfile, heights, outbound_profile
 from controller.dispatch.returns import ReturnPlanner
 from controller.domain.categories import is_search
 from controller.domain.entities import Incident, Mission
 from controller.domain.states import MissionState
-from controller.fleet.copter import CopterMode
+from controller.fleet.copter import CUSTOM_MODE_ENABLED, CopterMode
 from controller.fleet.drone_link import CommandRejected, CommandTimeout, DroneLink, LinkDown, LinkError
 from controller.fleet.flight_math import orbit_points
 from controller.fleet.nofly import NoFlyGuard, NoFlyViolation
@@ -78,8 +79,8 @@ class FlightContext:
     profile: FlightProfile
     model_id: str
     model: DroneModel
-    transit_alt_m: float
-    reserve_pct: float
+    #: Heights (departure, transit, scene) and the battery reserve, as the dispatch engine plans with them.
+    policy: DispatchPolicy
     guard: NoFlyGuard
     #: The shared return rule (the dispatch engine's), and the frame its metres are in.
     returns: ReturnPlanner
@@ -111,6 +112,8 @@ DETOUR_RADIUS_M = 40.0
 HANDED_OVER = "drone handed over to another mission"
 #: Farther than this from its first sweep waypoint, a search drone flies there in GUIDED at cruise speed first.
 SEARCH_TRANSIT_M = 300.0
+#: The departure height counts as reached this far below it (the flight on then climbs on the way).
+DEPARTURE_SLACK_M = 1.5
 
 
 class MissionRunner:
@@ -222,7 +225,31 @@ class MissionRunner:
         p = self.ctx.profile
         return {"timeout": p.command_timeout_s, "retries": p.command_retries}
 
+    @property
+    def reserve_pct(self) -> float:
+        return self.ctx.policy.battery_reserve_pct
+
+    @property
+    def scene_alt_m(self) -> float:
+        return heights(self.ctx.policy)[2]
+
+    def _outbound(self, lat: float, lon: float) -> OutboundProfile:
+        m = self.ctx.model
+        dist = geo.distance_m(*self._here(), lat, lon)
+        return outbound_profile(self.ctx.policy, dist, m.cruise_speed_ms, m.climb_rate_ms, m.descent_rate_ms)
+
+    async def _set_mode_now(self, mode: CopterMode) -> None:
+        """A mode change confirmed by COMMAND_ACK (DO_SET_MODE) at once, instead of by the next heartbeat up to a
+        second later (SET_MODE); vehicles that refuse or ignore DO_SET_MODE get SET_MODE."""
+        try:
+            await self.link.command_long(
+                mavlink2.MAV_CMD_DO_SET_MODE, [CUSTOM_MODE_ENABLED, int(mode)], what=f"mode {mode.name}", timeout=1.0, retries=2
+            )
+        except (CommandRejected, CommandTimeout):
+            await self.link.set_mode(mode, timeout=1.0, retries=5)
+
     async def _launch(self) -> None:
+        """Straight up to the departure height only; the climb to the flight's height happens on the way."""
         link, p = self.link, self.ctx.profile
         await self._step("preflight", "waiting for a position estimate (EKF and GPS)")
         await link.wait_for(
@@ -232,17 +259,17 @@ class MissionRunner:
         )
         self.ctx.guard.check_point(*self._here(), "the take-off position")
         self.ctx.guard.route(self._here(), (self.incident.lat, self.incident.lon))  # refuses a scene in a zone or unreachable
-        await link.set_mode(CopterMode.GUIDED, timeout=1.0, retries=5)
+        await self._set_mode_now(CopterMode.GUIDED)
         await self._step("mode", "GUIDED")
         await self._arm()
-        alt = self.ctx.transit_alt_m
+        alt = heights(self.ctx.policy)[0]
         await link.command_long(mavlink2.MAV_CMD_NAV_TAKEOFF, [0, 0, 0, 0, 0, 0, alt], what="takeoff", **self._cmd())
-        await self._step("takeoff", f"climbing to {alt:.0f} m")
+        await self._step("takeoff", f"straight up to {alt:.0f} m")
         await link.wait_for(lambda t: (t.alt_rel_m or 0) > GROUND_ALT_M, p.takeoff_timeout_s, "leaving the ground")
         await self.reports.flight_launched(self.mission.id)
         climb_s = alt / self.ctx.model.climb_rate_ms
-        await link.wait_for(lambda t: (t.alt_rel_m or 0) >= 0.95 * alt, climb_s * 3 + 30, "climb to transit altitude")
-        await self._step("transit altitude", f"{self.link.telemetry.alt_rel_m:.0f} m")
+        await link.wait_for(lambda t: (t.alt_rel_m or 0) >= alt - DEPARTURE_SLACK_M, climb_s * 3 + 30, "climb to the departure height")
+        await self._step("departure height", f"{self.link.telemetry.alt_rel_m:.0f} m")
 
     def _airborne(self) -> bool:
         t = self.link.telemetry
@@ -298,7 +325,7 @@ class MissionRunner:
             return
         opts = self.return_options()
         need = opts.site_pct if opts.site is not None else opts.home_pct  # the rule the engine dispatched with
-        floor = need + self.ctx.reserve_pct + self.ctx.profile.battery_return_margin_pct
+        floor = need + self.reserve_pct + self.ctx.profile.battery_return_margin_pct
         if t.battery_pct <= floor:
             raise BatteryLow(f"{t.battery_pct:.0f}% left, the flight home needs {need:.0f}% + reserve")
 
@@ -308,16 +335,31 @@ class MissionRunner:
             raise FailsafeReturn(f"vehicle switched to {CopterMode(t.mode).name} by itself (failsafe)")
 
 
-    async def _fly_route(self, lat: float, lon: float, what: str, radius: float, homing: bool = False) -> None:
-        """Fly to (lat, lon), around no-fly zones when the straight leg would cross one."""
+    async def _fly_route(
+        self, lat: float, lon: float, what: str, radius: float, homing: bool = False, alt: float | None = None
+    ) -> None:
+        """Fly to (lat, lon), around no-fly zones when the straight leg would cross one.
+
+        Without `alt`, by the outbound profile: at its cruise height, descending to the scene height on the
+        last stretch when it cruises higher, so the drone arrives at the scene height.
+        """
         route = self.ctx.guard.route(self._here(), (lat, lon))
         if len(route) > 1:
             await self._step("detour", f"{what}: {len(route) - 1} turning points around a no-fly zone")
+        profile = self._outbound(lat, lon) if alt is None else OutboundProfile(alt, alt, alt, 0.0)
         for wlat, wlon in route[:-1]:
-            await self._fly_to(wlat, wlon, f"{what} (around a no-fly zone)", max(radius, DETOUR_RADIUS_M), homing)
-        await self._fly_to(lat, lon, what, radius, homing)
+            await self._fly_to(wlat, wlon, f"{what} (around a no-fly zone)", max(radius, DETOUR_RADIUS_M), homing, profile.cruise_m)
+        last = route[-2] if len(route) > 1 else self._here()
+        leg = geo.distance_m(*last, lat, lon)
+        if profile.descent_from_m > 0 and leg > profile.descent_from_m:
+            # cruise to where the descent starts, then glide down to the scene height on the way in
+            blat, blon = geo.destination(lat, lon, geo.bearing_deg(lat, lon, *last), profile.descent_from_m)
+            await self._fly_to(blat, blon, f"{what} (descent point)", DETOUR_RADIUS_M, homing, profile.cruise_m)
+        await self._fly_to(lat, lon, what, radius, homing, profile.scene_m)
 
-    async def _fly_to(self, lat: float, lon: float, what: str, radius: float, homing: bool = False) -> None:
+    async def _fly_to(
+        self, lat: float, lon: float, what: str, radius: float, homing: bool = False, alt: float | None = None
+    ) -> None:
         """Send a GUIDED target and supervise until within `radius`; re-send on silence.
 
         `homing`: this flight is the way home (a diversion, a detour before RTL): the battery rule has
@@ -325,7 +367,7 @@ class MissionRunner:
         """
         link, p = self.link, self.ctx.profile
         self.ctx.guard.check_leg(self._here(), (lat, lon), what)
-        alt = self.ctx.transit_alt_m
+        alt = heights(self.ctx.policy)[1] if alt is None else alt
         dist = geo.distance_m(*self._here(), lat, lon)
         budget = dist / self.ctx.model.cruise_speed_ms * 2.5 + 60
         elapsed = 0.0
@@ -361,7 +403,10 @@ class MissionRunner:
 
     async def _to_scene(self) -> None:
         inc = self.incident
-        await self._step("target sent", f"scene at {inc.lat:.5f}, {inc.lon:.5f}")
+        plan = self._outbound(inc.lat, inc.lon)
+        await self._step(
+            "target sent", f"scene at {inc.lat:.5f}, {inc.lon:.5f}: climbing on the way to {plan.cruise_m:.0f} m, over it at {plan.scene_m:.0f} m"
+        )
         await self._fly_route(inc.lat, inc.lon, "the flight to the scene", self.ctx.profile.arrival_radius_m)
         await self.reports.flight_on_scene(self.mission.id)
         await self._step("on scene")
@@ -377,10 +422,10 @@ class MissionRunner:
         points = orbit_points(inc.lat, inc.lon, p.orbit_radius_m, p.orbit_points)
         for lat, lon in points:
             self.ctx.guard.check_point(lat, lon, "an orbit point")
-        await self._step("orbit", f"{p.orbit_radius_m:.0f} m radius, {len(points)} points")
+        await self._step("orbit", f"{p.orbit_radius_m:.0f} m radius, {len(points)} points at {self.scene_alt_m:.0f} m")
         while True:
             for lat, lon in points:
-                await self._fly_to(lat, lon, "the orbit", p.arrival_radius_m)
+                await self._fly_to(lat, lon, "the orbit", p.arrival_radius_m, alt=self.scene_alt_m)
                 self._check_battery()
 
     async def _search(self) -> None:
@@ -390,7 +435,7 @@ class MissionRunner:
         alt = plan.altitude_m
         if wps and geo.distance_m(*self._here(), *wps[0]) > SEARCH_TRANSIT_M:
             # get there at cruise speed in GUIDED; the AUTO sweep then runs at the slower search speed
-            await self._fly_route(wps[0][0], wps[0][1], "the flight to the search area", self.ctx.profile.arrival_radius_m)
+            await self._fly_route(wps[0][0], wps[0][1], "the flight to the search area", self.ctx.profile.arrival_radius_m, alt=heights(self.ctx.policy)[1])
             await self._step("at the search area", f"strip {plan.strip}")
         legs = [self._here(), *wps]
         for a, b in zip(legs, legs[1:]):
@@ -515,12 +560,13 @@ class MissionRunner:
     async def _steer_home(self) -> None:
         t = self.link.telemetry
         opts = self.return_options()
-        if t.battery_pct is None or t.battery_pct - opts.home_pct >= self.ctx.reserve_pct / 2 or opts.site is None:
+        if t.battery_pct is None or t.battery_pct - opts.home_pct >= self.reserve_pct / 2 or opts.site is None:
             route = self.ctx.guard.route(self._here(), opts.home)
             if len(route) > 1:  # RTL flies straight: take the turning points in GUIDED first
                 await self.link.set_mode(CopterMode.GUIDED, **self._cmd())
                 for wlat, wlon in route[:-1]:
-                    await self._fly_to(wlat, wlon, "the flight home (around a no-fly zone)", DETOUR_RADIUS_M, homing=True)
+                    await self._fly_to(wlat, wlon, "the flight home (around a no-fly zone)", DETOUR_RADIUS_M, homing=True,
+                                       alt=heights(self.ctx.policy)[1])
             await self.link.set_mode(CopterMode.RTL, **self._cmd())
             await self._step("RTL", "returning to its station")
             return
@@ -528,7 +574,8 @@ class MissionRunner:
         dist = geo.distance_m(*self._here(), lat, lon)
         await self._step("divert", f"home is out of reach: landing at {site}, {dist / 1000:.1f} km away")
         await self.link.set_mode(CopterMode.GUIDED, **self._cmd())
-        await self._fly_route(lat, lon, f"the diversion to {site}", self.ctx.profile.arrival_radius_m, homing=True)
+        await self._fly_route(lat, lon, f"the diversion to {site}", self.ctx.profile.arrival_radius_m, homing=True,
+                              alt=heights(self.ctx.policy)[1])
         await self.link.set_mode(CopterMode.LAND, **self._cmd())
         await self._step("LAND", f"at {site}")
 

@@ -37,6 +37,8 @@ class Telemetry:
     wind_dir_deg: float | None = None
     mission_seq: int | None = None
     reached_seq: int | None = None
+    #: The vehicle's own clock (GLOBAL_POSITION_INT.time_boot_ms): simulated time on a simulator.
+    time_boot_ms: int | None = None
     roll_deg: float | None = None
     pitch_deg: float | None = None
     yaw_deg: float | None = None
@@ -81,6 +83,7 @@ def _heartbeat(t: Telemetry, m: Any) -> None:
 
 
 def _global_position(t: Telemetry, m: Any) -> None:
+    t.time_boot_ms = m.time_boot_ms
     t.lat = m.lat / 1e7
     t.lon = m.lon / 1e7
     t.alt_amsl_m = m.alt / 1000.0

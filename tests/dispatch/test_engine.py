@@ -28,7 +28,8 @@ CALM = CFG.policy.model_copy(update={"wind": Wind()})
 M30T = CFG.drone_models["m30t"]
 M3TD = CFG.drone_models["m3td"]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-UP, DOWN_TO_SCENE = 20.0, 12.0
+#: Straight up to the 30 m departure height at 6 m/s; the m30t's 15 m/s cruise gained and lost at 4 m/s².
+UP, SPEED_CHANGE = 5.0, 3.75
 
 
 def drone(id, x, y=0.0, *, model="m30t", state=DroneState.STANDBY, battery=100.0, pilot=True, grade=None):
@@ -56,16 +57,22 @@ def decide(incidents, drones, eng=None):
 # --- time to scene ------------------------------------------------------------------
 
 
-def test_eta_is_launch_climb_cruise_descent() -> None:
+def test_eta_is_launch_takeoff_cruise_and_speed_changes() -> None:
     (a,) = decide([incident("I", 3000)], [drone("A", 0)])["I"].assignments
-    assert a.eta_s == pytest.approx(20 + UP + 3000 / 15 + DOWN_TO_SCENE)
+    assert a.eta_s == pytest.approx(20 + UP + 3000 / 15 + SPEED_CHANGE)
     assert a.distance_m == pytest.approx(3000)
+
+
+def test_a_leg_too_short_for_the_climb_to_the_scene_height_takes_the_climb() -> None:
+    # 30 m away: 2 s of cruise, but 30 m more to climb (30 -> 60 m at 6 m/s) takes 5 s
+    (a,) = decide([incident("I", 30)], [drone("A", 0)])["I"].assignments
+    assert a.eta_s == pytest.approx(20 + UP + 5.0 + SPEED_CHANGE)
 
 
 def test_launch_delay_depends_on_drone_state() -> None:
     for state, delay in ((DroneState.CHARGING, 60), (DroneState.LANDED, 40)):
         (a,) = decide([incident("I", 1500)], [drone("A", 0, state=state)])["I"].assignments
-        assert a.eta_s == pytest.approx(delay + UP + 100 + DOWN_TO_SCENE)
+        assert a.eta_s == pytest.approx(delay + UP + 100 + SPEED_CHANGE)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +87,7 @@ def test_wind_triangle_sets_ground_speed(from_deg, target, ground_speed) -> None
     speed = 9.0 if from_deg == 0 else 5.0
     eng = engine(CALM.model_copy(update={"wind": Wind(speed_ms=speed, from_deg=from_deg)}))
     (a,) = decide([incident("I", *target)], [drone("A", 0)], eng)["I"].assignments
-    assert a.eta_s == pytest.approx(20 + UP + 3000 / ground_speed + DOWN_TO_SCENE)
+    assert a.eta_s == pytest.approx(20 + UP + 3000 / ground_speed + SPEED_CHANGE)
 
 
 def test_wind_above_the_models_limit_rules_the_drone_out() -> None:
@@ -100,7 +107,7 @@ def test_path_goes_around_a_no_fly_zone_not_through() -> None:
     (a,) = decide([incident("I", 4000)], [drone("A", 0)], engine(nofly=[zone]))["I"].assignments
     expected = 2 * np.hypot(850, 1150) + 2300
     assert a.distance_m == pytest.approx(expected, rel=1e-6)
-    assert a.eta_s == pytest.approx(20 + UP + expected / 15 + DOWN_TO_SCENE, rel=1e-6)
+    assert a.eta_s == pytest.approx(20 + UP + expected / 15 + SPEED_CHANGE, rel=1e-6)
     # A leg that misses the zone stays straight.
     (b,) = decide([incident("J", 0, 4000)], [drone("A", 0)], engine(nofly=[zone]))["J"].assignments
     assert b.distance_m == pytest.approx(4000)
@@ -124,14 +131,15 @@ def test_scene_inside_a_no_fly_zone_is_refused_with_reason() -> None:
 
 
 def test_battery_refusal_counts_the_return_to_the_nearest_station() -> None:
-    # 80 % battery, 20 % reserve: 60 % of 2460 s = 1476 s of flight allowed. Out 9 km = 600 s, vertical
-    # legs 66 s, on scene 600 s; flying home again (600 s) makes 1866 s: refused.
+    # 80 % battery, 20 % reserve: 60 % of 2460 s = 1476 s of flight allowed. Out 9 km = 600 s, take-off,
+    # speed changes, climb back to the return height and landing 43 s, on scene 600 s; flying home again
+    # (600 s) makes 1843 s: refused.
     home_only = [StationSite("S-A", 0, 0, frozenset({"m30t"}))]
     out = decide([incident("I", 9000)], [drone("A", 0, battery=80)], engine(stations=home_only))["I"]
     assert out.assignments == ()
-    assert out.ruled_out["A"] == "battery: has 80%, needs 76% + 20% reserve"
+    assert out.ruled_out["A"] == "battery: has 80%, needs 75% + 20% reserve"
     assert out.ruled_out_counts == {"battery": 1}
-    # A station 1 km past the scene that takes the model: back in 67 s, 1333 s in all: accepted.
+    # A station 1 km past the scene that takes the model: back in 67 s, 1310 s in all: accepted.
     near = [*home_only, StationSite("S-B", 10_000, 0, frozenset({"m30t"}))]
     assert decide([incident("I", 9000)], [drone("A", 0, battery=80)], engine(stations=near))["I"].assignments
     # ... but not if that station cannot receive this model.
@@ -176,7 +184,7 @@ def test_burst_is_assigned_jointly_not_first_come() -> None:
     greedy = {d.incident_id: d for d in NearestEtaDispatcher(CALM).decide(incidents, drones, NOW)}
     assert greedy["I1"].assignments[0].drone_id == "A"
     total = sum(d.assignments[0].eta_s for d in joint.values())
-    assert total == pytest.approx(2 * (20 + UP + DOWN_TO_SCENE) + (2600 + 1000) / 15)
+    assert total == pytest.approx(2 * (20 + UP + SPEED_CHANGE) + (2600 + 1000) / 15)
     assert joint["I1"].ruled_out["A"] == "assigned to another incident"
 
 
@@ -209,14 +217,14 @@ def test_k_drone_search_and_a_burst_share_the_fleet() -> None:
 
 @pytest.mark.parametrize(("free_at", "preempts"), [(3000, True), (2000, True), (1500, False)])
 def test_preemption_only_when_it_saves_more_than_the_margin(free_at, preempts) -> None:
-    # P flies a grade-3 mission 1 km from the grade-1 scene: 1000/15 + 12 = 78.7 s (no launch, no climb).
-    # Free F at 3000 m: 252 s (saves 173 s); at 2000 m: 185.3 s (saves 107 s); at 1500 m: 152 s (saves 73 s < 90).
+    # P flies a grade-3 mission 1 km from the grade-1 scene: 1000/15 + 3.75 = 70.4 s (no launch, no climb).
+    # Free F at 3000 m: 228.75 s (saves 158 s); at 2000 m: 162.1 s (saves 91.7 s); at 1500 m: 128.75 s (saves 58 s < 90).
     drones = [drone("P", 1000, state=DroneState.ENROUTE, grade=3), drone("F", -free_at + 2000)]
     out = decide([incident("I", 2000, grade=1)], drones)["I"]
     (a,) = out.assignments
     if preempts:
         assert a.drone_id == "P" and a.preempts == "M-P"
-        assert a.eta_s == pytest.approx(1000 / 15 + DOWN_TO_SCENE)
+        assert a.eta_s == pytest.approx(1000 / 15 + SPEED_CHANGE)
         assert "sooner than the best free drone" in a.preempt_reason
     else:
         assert a.drone_id == "F" and a.preempts is None
@@ -234,7 +242,7 @@ def test_preemption_when_no_free_drone_can_go() -> None:
     drones = [drone("P", 1000, state=DroneState.ON_SCENE, grade=4, battery=90)]
     (a,) = decide([incident("I", 4000, grade=1)], drones)["I"].assignments
     assert a.drone_id == "P" and "no free drone" in a.preempt_reason
-    assert a.eta_s == pytest.approx(10 + 3000 / 15 + DOWN_TO_SCENE)  # climbs back to transit from the scene
+    assert a.eta_s == pytest.approx(3000 / 15 + SPEED_CHANGE)  # climbs, if at all, while it flies
 
 
 # --- incremental passes and pruning ---------------------------------------------------------

@@ -153,6 +153,9 @@ class FakeVehicle:
             else:
                 t.armed = False
             return
+        if command == mavlink2.MAV_CMD_DO_SET_MODE:  # ArduCopter: acknowledged once the mode is set
+            t.mode = int(p[1])
+            return
         if command == TAKEOFF:
             if not t.armed or t.mode != CopterMode.GUIDED:
                 raise CommandRejected(what or "takeoff", mavlink2.MAV_RESULT_FAILED, [])

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
+from pymavlink.dialects.v20 import ardupilotmega as mavlink2
+
 from controller import geo
 from controller.config import load_config
 from controller.config.models import FlightProfile, NoFlyCollection
@@ -38,6 +40,7 @@ FRAME = CFG.frame
 MODEL_ID = next(iter(CFG.drone_models))
 MODEL = CFG.drone_models[MODEL_ID]
 TRANSIT = CFG.policy.transit_altitude_m
+SCENE = CFG.policy.engine.scene_altitude_m
 RESERVE = CFG.policy.battery_reserve_pct
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 #: The configured profile with timeouts short enough for a fake vehicle that flies kilometres in a blink.
@@ -96,8 +99,7 @@ class World:
             profile=profile,
             model_id=MODEL_ID,
             model=MODEL,
-            transit_alt_m=TRANSIT,
-            reserve_pct=RESERVE,
+            policy=CFG.policy,
             guard=self.guard,
             returns=self.engine.returns,
             frame=FRAME,
@@ -183,7 +185,7 @@ async def test_normal_mission_reports_every_step_in_order(fly: Fly) -> None:
     await reports.wait_until(has("step:on scene"))
 
     assert reports.timeline() == [
-        "step:preflight", "step:mode", "step:armed", "step:takeoff", "flight_launched", "step:transit altitude",
+        "step:preflight", "step:mode", "step:armed", "step:takeoff", "flight_launched", "step:departure height",
         "step:target sent", "flight_on_scene", "step:on scene",
     ]
     steps = reports.steps()
@@ -191,15 +193,21 @@ async def test_normal_mission_reports_every_step_in_order(fly: Fly) -> None:
     assert steps["armed"][0] == "after 2 attempt(s)"  # the transient refusal was retried
     assert all(c[1] == "M-1" for c in reports.calls if c[0] != "flight_landed")
     assert reports.of("flight_on_scene") == [("flight_on_scene", "M-1", False)]
-    # what the vehicle was told: GUIDED, arm twice, take off to transit altitude, one target over the scene
-    assert vehicle.modes == [CopterMode.GUIDED]
+    # what the vehicle was told: GUIDED (acknowledged DO_SET_MODE), arm twice, straight up to the departure
+    # height only, then a leg climbing to transit height on the way (1.7 km is long enough for climbing there
+    # and down again to cost nothing), a descent point, and the scene at the scene height
+    (set_mode,) = vehicle.sent(mavlink2.MAV_CMD_DO_SET_MODE)
+    assert set_mode[1] == CopterMode.GUIDED and vehicle.modes == []
     assert vehicle.sent(ARM) == [(1.0,), (1.0,)]
     (takeoff,) = vehicle.sent(TAKEOFF)
-    assert takeoff[6] == TRANSIT
-    assert [s.target for s in vehicle.targets] == [(inc.lat, inc.lon)]
-    assert vehicle.targets[0].alt == TRANSIT and vehicle.targets[0].mode == CopterMode.GUIDED
+    assert takeoff[6] == CFG.policy.departure_altitude_m
+    descent_point, over_scene = vehicle.targets
+    assert descent_point.alt == TRANSIT and descent_point.mode == CopterMode.GUIDED
+    descent_m = MODEL.cruise_speed_ms * (TRANSIT - SCENE) / MODEL.descent_rate_ms
+    assert metres(descent_point.target, (inc.lat, inc.lon)) == pytest.approx(descent_m, abs=1.0)
+    assert over_scene.target == (inc.lat, inc.lon) and over_scene.alt == SCENE
     assert metres(vehicle.position, (inc.lat, inc.lon)) <= PROFILE.arrival_radius_m
-    assert vehicle.telemetry.armed and vehicle.telemetry.alt_rel_m == pytest.approx(TRANSIT)
+    assert vehicle.telemetry.armed
     assert not runner.finished.is_set()  # holding over the scene until recalled
 
 
@@ -313,7 +321,8 @@ async def test_search_uploads_the_sweep_and_reports_progress(fly: Fly) -> None:
 
     sweep = SweepMission(plan)
     assert vehicle.missions == [sweep.items()]
-    assert vehicle.modes == [CopterMode.GUIDED, CopterMode.AUTO]
+    assert [p[1] for p in vehicle.sent(mavlink2.MAV_CMD_DO_SET_MODE)] == [CopterMode.GUIDED]
+    assert vehicle.modes == [CopterMode.AUTO]
     assert vehicle.sent(MISSION_START) == [(0.0, 0.0)]
     assert vehicle.targets[-1].target == plan.waypoints[0]  # the transit to the first waypoint
     tl = reports.timeline()

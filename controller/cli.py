@@ -25,6 +25,7 @@ BENCHES: dict[str, str] = {
     "vision": "vision.bench",
     "search": "controller.bench.search_scenarios",
     "sim": "sitl.bench",
+    "surge": "controller.bench.surge",
 }
 
 

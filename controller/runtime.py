@@ -113,6 +113,7 @@ class Runtime:
             self.backend = SimulatorProcess(
                 config, count, s.sim_speedup, s.var_dir / "simulator.log",
                 video_url=f"http://{s.host}:{s.port}", video_tokens=self._drone_token_file(), scenario=s.sim_scenario,
+                control_port=config.flight.links.base_port - 60,  # 5700 beside the default 5760
             )
         elif s.fleet == "ardupilot":
             self.backend = ArduPilotBackend(config, count, s.sim_speedup)

@@ -43,6 +43,24 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+#: ArduPilot SITL keeps its instance number (-I) in a byte: its MAVLink port is 5760 + 10·I for I < 256 only.
+SITL_MAX_INSTANCE = 255
+
+
+def free_sitl_instance(instances: int = 1, first: int = 20) -> int:
+    """A first ArduPilot SITL instance number I with TCP 5760 + 10·(I..I+instances-1) free (and I + instances <= 256),
+    away from instance 0 so a controller's own SITL fleet (5760..) keeps its ports."""
+    rng = random.Random()
+    top = SITL_MAX_INSTANCE + 1 - instances
+    if top < first:
+        raise RuntimeError(f"{instances} SITL instances do not fit below instance {SITL_MAX_INSTANCE}")
+    for _ in range(200):
+        i = rng.randrange(first, top + 1)
+        if all(port_free(DEFAULT_BASE_PORT + 10 * (i + n)) for n in range(instances)):
+            return i
+    raise RuntimeError(f"no {instances} consecutive free SITL instance ports")
+
+
 def free_base_port(instances: int = 1) -> int:
     """A base port P with P + 10·N free for N < instances, away from SITL's 5760.. so other simulators may run
     (a controller on its real fleet, the test suite, another benchmark)."""

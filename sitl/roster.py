@@ -63,6 +63,23 @@ def model_overrides(name: str, model: dict[str, Any], source: Path | str) -> tup
     return params, capacity / 1000.0 / endurance_h, max_speed
 
 
+#: Current drawn by ArduPilot SITL's default quad (`--model +` with copter.parm) hovering at 30 m: 28.1 A,
+#: measured on ArduCopter 4.7.0-dev SITL (SYS_STATUS.current_battery over 85 simulated seconds).
+SITL_HOVER_CURRENT_A = 28.1
+
+
+def ardupilot_overrides(name: str, model: dict[str, Any], source: Path | str) -> dict[str, float]:
+    """Parameters for a real ArduPilot SITL instance flying as `model`.
+
+    SITL's airframe draws its own current, whatever the model: the battery capacity is set so that the
+    remaining % falls at the rate the model's endurance says (as the built-in simulator's battery does),
+    otherwise a SITL drone runs out four times sooner than the dispatch engine plans.
+    """
+    params, _, _ = model_overrides(name, model, source)
+    params["BATT_CAPACITY"] = round(SITL_HOVER_CURRENT_A * float(model["endurance_min"]) / 60.0 * 1000.0)
+    return params
+
+
 def roster_specs(
     stations_file: Path = REPO_CONFIGS / "stations.json",
     models_file: Path | None = REPO_CONFIGS / "drone_models.yaml",

@@ -42,8 +42,8 @@ from controller.domain.states import DroneState, MissionState
 from controller.fleet.nofly import NoFlyGuard
 from controller.runtime import Runtime
 from controller.settings import Settings
-from sitl.fleet import SimFleet, free_base_port
-from sitl.roster import model_overrides, roster_specs
+from sitl.fleet import DEFAULT_BASE_PORT, SimFleet, free_base_port, free_sitl_instance
+from sitl.roster import ardupilot_overrides, roster_specs
 
 COMMANDER = Principal(Role.COMMANDER, "bench-commander")
 ADMIN = Principal(Role.ADMIN, "bench-admin")
@@ -70,6 +70,8 @@ class Flight:
     accepted_ms: float = math.nan
     airborne_ms: float = math.nan
     on_scene_ms: float = math.nan
+    #: Why the flight ended before the scene (e.g. the battery reserve), or "" if it arrived.
+    ended: str = ""
 
     @property
     def accept_to_airborne_s(self) -> float:
@@ -122,7 +124,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     distances = np.geomspace(args.min_m, args.max_m, n)
     with tempfile.TemporaryDirectory(prefix="dronefleet-eta-") as tmp:
         tmp_path = Path(tmp)
-        base = free_base_port(n)
+        # SITL's port follows its instance number, which must stay below 256
+        base = DEFAULT_BASE_PORT + 10 * free_sitl_instance(n) if args.backend == "ardupilot" else free_base_port(n)
         cfg_dir = bench_configs(tmp_path / "configs", n, args.speedup, base)
         cfg = load_config(cfg_dir)
         backend = await _start_backend(args, cfg_dir, cfg, n, base)
@@ -149,10 +152,10 @@ async def _start_backend(args: argparse.Namespace, cfg_dir: Path, cfg: Any, n: i
     from sitl.ardupilot_harness import ArduPilotFleet, SitlVehicle
 
     roster = [(s, d) for s in cfg.stations for d in s.drones][:n]
-    first = (base - 5760) // 10
+    first = (base - DEFAULT_BASE_PORT) // 10  # the instance numbers that put SITL's ports where the links look
     vehicles = [
         SitlVehicle(first + i, s.lat, s.lon, s.elevation_m, sysid=i + 1,
-                    params=model_overrides(d.model, cfg.drone_models[d.model].model_dump(), "models")[0])
+                    params=ardupilot_overrides(d.model, cfg.drone_models[d.model].model_dump(), "models"))
         for i, (s, d) in enumerate(roster)
     ]
     fleet = ArduPilotFleet(vehicles, speedup=args.speedup)
@@ -197,7 +200,7 @@ async def _fly(rt: Runtime, cfg: Any, distances: np.ndarray, rng: np.random.Gene
     by_mission = {f.mission_id: f for f in flights}
     end = time.monotonic() + args.timeout
     try:
-        while any("on_scene" not in marks[f.mission_id] for f in flights):
+        while any("on_scene" not in marks[f.mission_id] and not f.ended for f in flights):
             if time.monotonic() > end:
                 raise RuntimeError(f"flights not on scene within {args.timeout:g} s: "
                                    f"{[f.mission_id for f in flights if 'on_scene' not in marks[f.mission_id]]}")
@@ -218,6 +221,9 @@ async def _fly(rt: Runtime, cfg: Any, distances: np.ndarray, rng: np.random.Gene
             elif state == "on_scene" and "on_scene" not in marks[f.mission_id]:
                 marks[f.mission_id]["on_scene"] = time.monotonic()
                 progress(f"  {f.drone_id} on scene {f.distance_m:.0f} m away")
+            elif state in ("returning", "aborted", "completed") and "on_scene" not in marks[f.mission_id]:
+                f.ended = f"{state}: {event.data.get('reason') or ''}".strip(": ")
+                progress(f"  {f.drone_id} ({f.distance_m:.0f} m) did not reach the scene: {f.ended}")
     finally:
         rt.center.bus.unsubscribe(sub)
     await asyncio.sleep(0.5)  # a few more clock samples after the last arrival
@@ -225,11 +231,14 @@ async def _fly(rt: Runtime, cfg: Any, distances: np.ndarray, rng: np.random.Gene
         samples = np.array(clock[f.drone_id], dtype=float)
         to_boot = lambda wall: float(np.interp(wall, samples[:, 0], samples[:, 1]))  # noqa: E731
         mk = marks[f.mission_id]
-        f.accepted_ms, f.airborne_ms, f.on_scene_ms = to_boot(mk["accepted"]), to_boot(mk["airborne"]), to_boot(mk["on_scene"])
+        f.accepted_ms = to_boot(mk["accepted"])
+        f.airborne_ms = to_boot(mk["airborne"]) if "airborne" in mk else math.nan
+        f.on_scene_ms = to_boot(mk["on_scene"]) if "on_scene" in mk else math.nan
     return flights
 
 
-def _result(args: argparse.Namespace, flights: list[Flight]) -> dict[str, Any]:
+def _result(args: argparse.Namespace, all_flights: list[Flight]) -> dict[str, Any]:
+    flights = [f for f in all_flights if not f.ended]
     total_err = [(f.predicted_s - f.accept_to_scene_s) / f.accept_to_scene_s * 100 for f in flights]
     flight_err = [((f.predicted_s - f.launch_delay_s) - f.airborne_to_scene_s) / f.airborne_to_scene_s * 100 for f in flights]
     near = min(flights, key=lambda f: abs(f.distance_m - 500.0))
@@ -245,6 +254,7 @@ def _result(args: argparse.Namespace, flights: list[Flight]) -> dict[str, Any]:
              "error_pct": round(te, 1), "flight_error_pct": round(fe, 1)}
             for f, te, fe in zip(flights, total_err, flight_err)
         ],
+        "not_on_scene": [{"distance_m": round(f.distance_m), "drone_id": f.drone_id, "why": f.ended} for f in all_flights if f.ended],
         "accept_to_airborne_s": percentiles([f.accept_to_airborne_s for f in flights]),
         "airborne_to_scene_s": percentiles([f.airborne_to_scene_s for f in flights]),
         "eta_error_pct_abs": percentiles([abs(e) for e in total_err]),
@@ -268,4 +278,6 @@ def summarize(result: dict[str, Any]) -> str:
     lines.append(f"  |ETA error| p50 {e['p50']:.1f} %, p90 {e['p90']:.1f} % (flight part: p50 {fe['p50']:.1f} %, p90 {fe['p90']:.1f} %)")
     nc = result["near_call"]
     lines.append(f"  the {nc['distance_m']} m call: accept -> on scene {nc['accept_to_scene_s']:.1f} s")
+    for f in result["not_on_scene"]:
+        lines.append(f"  not on scene: {f['distance_m']} m ({f['drone_id']}): {f['why']}")
     return "\n".join(lines)

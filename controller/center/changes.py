@@ -37,6 +37,14 @@ class Dirty:
     requeued: set[str] = field(default_factory=set)
     #: Drones whose dispatch candidate must be rebuilt (state, position or battery changed).
     stale: set[str] = field(default_factory=set)
+    #: Drones changed since the last periodic sweep (a charging battery raises no command: the sweep looks at them).
+    swept: set[str] = field(default_factory=set)
+    #: Incidents whose dispatch request must be rebuilt (status, missions, exclusions or grade changed).
+    incidents: set[str] = field(default_factory=set)
+
+    def drone_changed(self, drone_id: str) -> None:
+        self.stale.add(drone_id)
+        self.swept.add(drone_id)
 
     def take(self) -> tuple[frozenset[str], frozenset[str]]:
         freed, requeued = frozenset(self.freed), frozenset(self.requeued)
@@ -71,15 +79,17 @@ class Changes:
             category=inc.category if inc is not None else None,
         )
         cs.upsert(rows.mission_row(m))
+        self.dirty.incidents.add(m.incident_id)
 
     def incident_event(self, cs: Changeset, type: str, inc: Incident, now: datetime, **extra: Any) -> None:
         data: dict[str, Any] = dict(incident_view(inc))
         data.update(extra)
         self.journal.event(cs, type, data, now, incident_id=inc.id, category=inc.category)
         cs.upsert(rows.incident_row(inc))
+        self.dirty.incidents.add(inc.id)
 
     def drone_event(self, cs: Changeset, d: Drone, now: datetime) -> None:
-        self.dirty.stale.add(d.id)
+        self.dirty.drone_changed(d.id)
         if d.state in AVAILABLE:
             self.dirty.freed.add(d.id)
         d.updated_at = now
@@ -103,6 +113,7 @@ class Changes:
     def sync_status(self, inc: Incident, now: datetime, cs: Changeset, reason: str, actor: str = "system") -> None:
         """Move the incident to the status its missions imply, and mark it for dispatch if it needs a drone."""
         wanted = self.state.derived_status(inc)
+        self.dirty.incidents.add(inc.id)
         if wanted is I.QUEUED or self.state.drones_needed(inc):
             self.dirty.requeued.add(inc.id)
         if inc.is_open and wanted is not inc.status:

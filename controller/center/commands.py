@@ -91,12 +91,12 @@ class Commands:
         rule = self.config.policy.duplicate_merge
         best: tuple[float, Incident] | None = None
         for inc in self.state.incidents.values():
-            if inc.category != spec.category or inc.last_report_at is None or not self._takes_repeat_calls(inc):
+            if inc.category != spec.category or inc.last_report_at is None:
                 continue
             if (now - inc.last_report_at).total_seconds() > rule.window_s:
                 continue
             dist = equirectangular_m(spec.lat, spec.lon, inc.lat, inc.lon)
-            if dist <= rule.radius_m and (best is None or dist < best[0]):
+            if dist <= rule.radius_m and (best is None or dist < best[0]) and self._takes_repeat_calls(inc):
                 best = (dist, inc)
         return best[1] if best else None
 

@@ -161,10 +161,10 @@ class DispatchCenter:
 
     async def sweep(self) -> None:
         await self.reports.flush_positions()
-        if not self.state.waiting():
+        if not self.passes.waiting():
             return
         cs = Changeset()
-        self.passes.run(self.clock(), cs, full=True)
+        self.passes.run(self.clock(), cs, sweep=True)
         if cs:
             await self.journal.commit(cs)
 

@@ -2,9 +2,13 @@
 
 Incremental by default: incidents the current command re-queued are decided in
 full, the rest only if a drone this command freed could serve them (they
-already had no feasible free drone). The dispatcher's view of each drone is
-rebuilt only for drones that changed (`touch`), so a pass over 140 drones costs
-what the engine costs, not 140 object builds.
+already had no feasible free drone); a command that freed no drone and
+re-queued nothing runs no pass at all. The dispatcher's view of each drone and
+of each waiting incident is rebuilt only when it changed (`touch`, and the
+changes recorded in `Dirty`), so thousands of queued calls cost a dictionary
+walk per pass, not thousands of object builds. The periodic sweep treats the
+drones that changed since the last sweep (a battery charging, a shift starting)
+as freed, instead of deciding every waiting call again.
 """
 
 from __future__ import annotations
@@ -52,11 +56,16 @@ class DispatchPass:
         self._xy_cache: dict[str, tuple[float, float, float, float]] = {}
         self._on_duty_cache: tuple[tuple[int, int], dict[str, bool]] | None = None
         self._candidates: dict[str, DroneCandidate] = {}
+        #: incident id -> its request (None: open but not waiting for a drone), rebuilt when the incident changes.
+        self._requests: dict[str, IncidentRequest | None] = {}
         self._station_ids = [s.id for s in config.stations]
+        self._station_of = {d.id: s.id for s in config.stations for d in s.drones}
+        #: Stations whose pilot came on or went off duty since the last sweep.
+        self._duty_changed: set[str] = set()
 
     def touch(self, drone_id: str) -> None:
         """The drone changed in a way no command announced (battery, position): rebuild its entry."""
-        self.dirty.stale.add(drone_id)
+        self.dirty.drone_changed(drone_id)
 
     def xy(self, key: str, lat: float, lon: float) -> tuple[float, float]:
         cached = self._xy_cache.get(key)
@@ -74,6 +83,9 @@ class DispatchPass:
         key = (local.hour, local.minute)
         if self._on_duty_cache is None or self._on_duty_cache[0] != key:
             on_duty = {sid: self.view.pilot_on_duty(sid, now) is not None for sid in self._station_ids}
+            if self._on_duty_cache is not None:
+                before = self._on_duty_cache[1]
+                self._duty_changed |= {sid for sid, up in on_duty.items() if before.get(sid) != up}
             self._on_duty_cache = (key, on_duty)
             self._candidates.clear()
         return self._on_duty_cache[1]
@@ -112,32 +124,59 @@ class DispatchPass:
             )
         return [cache[d_id] for d_id in drones]
 
+    def _request(self, inc: Incident) -> IncidentRequest | None:
+        if inc.blocked_reason:
+            return None
+        needed = self.state.drones_needed(inc)
+        if needed <= 0:
+            return None
+        x, y = self.xy(inc.id, inc.lat, inc.lon)
+        return IncidentRequest(
+            id=inc.id, grade=inc.grade, category=inc.category, lat=inc.lat, lon=inc.lon, x=x, y=y,
+            created_at=inc.created_at, drones_needed=needed, excluded=frozenset(inc.excluded_drones),
+        )
+
     def waiting_requests(self, only: Incident | None = None) -> list[IncidentRequest]:
+        """The incidents waiting for drones, as the dispatcher sees them (cached until an incident changes)."""
+        cache = self._requests
+        for inc_id in self.dirty.incidents:
+            cache.pop(inc_id, None)
+        self.dirty.incidents.clear()
+        incidents = self.state.incidents
+        if len(cache) > len(incidents) + 1024:  # closed incidents' entries
+            for inc_id in [i for i in cache if i not in incidents]:
+                del cache[inc_id]
         out = []
-        for inc in (only,) if only is not None else self.state.incidents.values():
-            if inc.blocked_reason:
-                continue
-            needed = self.state.drones_needed(inc)
-            if needed <= 0:
-                continue
-            x, y = self.xy(inc.id, inc.lat, inc.lon)
-            out.append(
-                IncidentRequest(
-                    id=inc.id, grade=inc.grade, category=inc.category, lat=inc.lat, lon=inc.lon, x=x, y=y,
-                    created_at=inc.created_at, drones_needed=needed, excluded=frozenset(inc.excluded_drones),
-                )
-            )
+        for inc in (only,) if only is not None else incidents.values():
+            if inc.id in cache:
+                req = cache[inc.id]
+            else:
+                req = cache[inc.id] = self._request(inc)
+            if req is not None:
+                out.append(req)
         return out
+
+    def waiting(self) -> bool:
+        """Whether any open incident waits for a drone."""
+        return bool(self.waiting_requests())
 
     # --- the pass ---------------------------------------------------------------------------
 
-    def run(self, now: datetime, cs: Changeset, only: Incident | None = None, full: bool = False) -> None:
+    def run(self, now: datetime, cs: Changeset, only: Incident | None = None, full: bool = False, sweep: bool = False) -> None:
         """Offer drones to waiting incidents.
 
-        `only`: just this new incident, since intake frees nothing. `full`: everything, for start-up and
-        the periodic sweep that catches changes no command announces (a shift starting, a battery charging).
+        `only`: just this new incident, since intake frees nothing. `full`: everything (start-up). `sweep`:
+        the periodic pass for changes no command announces: the drones changed since the last sweep (a
+        battery charging) and those of stations whose shift changed count as freed.
         """
         freed, requeued = self.dirty.take()
+        if sweep:
+            self._on_duty_map(now)
+            freed |= frozenset(self.dirty.swept) | {d for d, sid in self._station_of.items() if sid in self._duty_changed}
+            self.dirty.swept.clear()
+            self._duty_changed.clear()
+        if only is None and not full and not freed and not requeued:
+            return  # nothing became free and nothing lost a drone: every waiting call was decided as it stands
         waiting = self.waiting_requests(only)
         if not waiting:
             return

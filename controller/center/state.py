@@ -93,7 +93,3 @@ class LiveState:
             if m.state in SERVING_MISSION or (m.state in FINISHED_MISSION and m.plan is not None and m.plan.finished)
         )
         return max(0, inc.drones_requested - serving)
-
-    def waiting(self) -> bool:
-        """Whether any open incident waits for a drone."""
-        return any(inc.status is I.QUEUED or self.drones_needed(inc) for inc in self.incidents.values())

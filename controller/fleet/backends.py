@@ -37,12 +37,14 @@ class SimulatorProcess:
         warm: bool = True,
         scenario: Path | None = None,
     ) -> None:
+        #: The copters listen where the controller's links look for them (configs/flight.yaml links.base_port).
+        self.base_port = config.flight.links.base_port
         self.args = [
             sys.executable, "-m", "controller.cli", "sim",
             "--stations", str(config.directory / "stations.json"),
             "--drone-models", str(config.directory / "drone_models.yaml"),
             "--drones", str(drones), "--speedup", f"{speedup:g}", "--control-port", str(control_port),
-            "--exit-with-parent",
+            "--base-port", str(self.base_port), "--exit-with-parent",
         ]
         if warm:
             self.args.append("--warm")
@@ -55,7 +57,7 @@ class SimulatorProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        for port in (5760, self.control_port):
+        for port in (self.base_port, self.control_port):
             if await _port_in_use(port):
                 raise RuntimeError(
                     f"port {port} is already in use: another simulator (or SITL) is running. Stop it, "
@@ -93,14 +95,14 @@ class ArduPilotBackend:
     def __init__(self, config: FleetConfig, drones: int, speedup: float) -> None:
         from sitl.ardupilot_harness import ArduPilotFleet, SitlVehicle
 
-        from sitl.roster import model_overrides
+        from sitl.roster import ardupilot_overrides
 
         roster = [(s, d) for s in config.stations for d in s.drones][:drones]
         # each instance gets its drone model's battery capacity and speeds, as the built-in simulator does
         vehicles = [
             SitlVehicle(
                 n, s.lat, s.lon, s.elevation_m,
-                params=model_overrides(d.model, config.drone_models[d.model].model_dump(), "drone_models.yaml")[0],
+                params=ardupilot_overrides(d.model, config.drone_models[d.model].model_dump(), "drone_models.yaml"),
             )
             for n, (s, d) in enumerate(roster)
         ]

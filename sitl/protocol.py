@@ -5,8 +5,10 @@ simulated time), PARAM_REQUEST_READ answers by index or name, PARAM_SET echoes
 the stored value with its type; unknown names get no answer at all, and the
 values the vehicle keeps itself (MIS_TOTAL, STAT_*) are echoed unchanged.
 
-Missions: the MISSION_* messages go to mission.py's `MissionProtocol`, and its
+Missions: the MISSION_* messages go to mission.py's `MissionProtocol` (one
+transfer per mission_type, with ArduPilot's rules and timeouts), and its
 replies are sent here as MAVLink messages (or as a MIS_TOTAL echo, or a text).
+Stalled uploads are re-requested and given up from `tick`, every simulation step.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class MissionTransfer:
         self.protocol = MissionProtocol(host.mission, running=host.mission_running)
 
     def tick(self) -> None:
-        """Re-request (or give up) a stalled upload."""
+        """Ask again for a missing item (or give a stalled upload up), as ArduPilot's update() does."""
         if self.protocol.uploading:
             self._replies(self.protocol.tick(self._v.t))
 
@@ -131,11 +133,12 @@ class MissionTransfer:
         self._replies(self.protocol.item_received(item, msg.mission_type, self._v.t, peer_of(msg)))
 
     def on_item(self, msg: Any) -> None:
+        """A legacy (float) MISSION_ITEM: stored like MISSION_ITEM_INT, with a warning once per upload."""
         item = Item(
             msg.seq, msg.frame, msg.command, (msg.param1, msg.param2, msg.param3, msg.param4),
             round(msg.x * 1e7), round(msg.y * 1e7), msg.z, msg.autocontinue,
         )
-        self._replies(self.protocol.item_received(item, msg.mission_type, self._v.t, peer_of(msg)))
+        self._replies(self.protocol.item_received(item, msg.mission_type, self._v.t, peer_of(msg), legacy=True))
 
     def on_request_list(self, msg: Any) -> None:
         self._replies(self.protocol.request_list(msg.mission_type, peer_of(msg)))
@@ -168,12 +171,16 @@ class MissionTransfer:
             elif r.kind == ReplyKind.ITEM_INT:
                 i = r.item
                 assert i is not None
-                v.send(enc.mission_item_int_encode(to_sys, to_comp, i.seq, i.frame, i.command, 0, i.autocontinue, *i.params, i.x, i.y, i.z, 0))
+                v.send(enc.mission_item_int_encode(to_sys, to_comp, i.seq, i.frame, i.command, 0, i.autocontinue, *i.params, i.x, i.y, i.z, r.mission_type))
             elif r.kind == ReplyKind.ITEM:
                 i = r.item
                 assert i is not None
-                v.send(enc.mission_item_encode(to_sys, to_comp, i.seq, i.frame, i.command, 0, i.autocontinue, *i.params, i.x / 1e7, i.y / 1e7, i.z, 0))
+                v.send(
+                    enc.mission_item_encode(
+                        to_sys, to_comp, i.seq, i.frame, i.command, 0, i.autocontinue, *i.params, i.x / 1e7, i.y / 1e7, i.z, r.mission_type
+                    )
+                )
             elif r.kind == ReplyKind.TOTAL:
-                v.set_param_and_report("MIS_TOTAL", r.value)
+                v.set_param_and_report(r.param, r.value)
             elif r.kind == ReplyKind.TEXT:
-                v.text(SEV_INFO, r.text)
+                v.text(r.value, r.text)

@@ -3,8 +3,10 @@
 Every request has a timeout and retries, and is confirmed the way ArduCopter
 confirms it: COMMAND_LONG/INT by COMMAND_ACK, SET_MODE by the mode in the next
 HEARTBEAT (there is no ACK), PARAM_SET by the PARAM_VALUE echo (an unknown name
-gets no answer at all), a mission upload by MISSION_ACK. Position targets get no
-answer and are confirmed by the vehicle's own progress.
+gets no answer at all), a mission upload by MISSION_ACK (the transfer itself is
+mission_upload.py's state machine; this link only feeds it and sends what it
+says). Position targets get no answer and are confirmed by the vehicle's own
+progress.
 
 The link never blocks the event loop: bytes are parsed as they arrive, and the
 fleet service drives heartbeats and liveness checks for all links from one
@@ -16,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,8 +28,22 @@ from typing import Any, Protocol
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from controller.fleet.copter import ACK_RESULTS, CUSTOM_MODE_ENABLED, STREAM_RATES_HZ, CopterMode
+from controller.fleet.mission_upload import (
+    ITEM_TIMEOUT_S,
+    FailureKind,
+    MissionItem,
+    MissionUpload,
+    UploadFailure,
+    e7,
+    mission_result_text,
+)
 from controller.fleet.telemetry import Telemetry
 from controller.fleet.transport import Endpoint, Transport, open_transport
+
+__all__ = [
+    "CommandRejected", "CommandTimeout", "Connect", "DroneLink", "LinkConfig", "LinkDown", "LinkError", "LinkListener",
+    "MissionItem", "MissionProtocolError", "MissionRejected", "MissionTimeout", "e7",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +77,28 @@ class LinkDown(LinkError):
     pass
 
 
+class MissionRejected(CommandRejected):
+    """A MISSION_ACK error ended an upload; `result` is a MAV_MISSION_RESULT (named as such, not as a MAV_RESULT)."""
+
+    def __init__(self, message: str, result: int, item: int | None = None) -> None:
+        LinkError.__init__(self, message)
+        self.result = result
+        self.texts = [f"MISSION_ACK {mission_result_text(result)}"]
+        self.item = item
+
+
+class MissionTimeout(CommandTimeout):
+    """The vehicle stopped answering a mission upload (or never started it)."""
+
+
+class MissionProtocolError(LinkError):
+    """The vehicle asked for something the upload does not have, or accepted it too early."""
+
+
+#: MISSION_* messages a running upload is fed.
+_UPLOAD_REPLIES = frozenset({"MISSION_REQUEST", "MISSION_REQUEST_INT", "MISSION_ACK"})
+
+
 @dataclass(frozen=True)
 class LinkConfig:
     drone_id: str
@@ -66,18 +106,6 @@ class LinkConfig:
     sysid: int
     compid: int = 1
     signing_key: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MissionItem:
-    """One MISSION_ITEM_INT: lat/lon in degrees, alt in metres in `frame`."""
-
-    command: int
-    frame: int = mavlink2.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT
-    params: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    lat: float = 0.0
-    lon: float = 0.0
-    alt: float = 0.0
 
 
 class LinkListener(Protocol):
@@ -134,6 +162,8 @@ class DroneLink:
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
         self._transport: Transport | None = None
+        self._upload_lock = asyncio.Lock()  # one mission transfer per link at a time
+        self._upload_inbox: _Inbox | None = None  # the running upload's MISSION_* messages
 
     @property
     def drone_id(self) -> str:
@@ -159,6 +189,8 @@ class DroneLink:
             if not fut.done():
                 fut.set_exception(LinkDown("link stopped"))
         self._waiters.clear()
+        if self._upload_inbox is not None:
+            self._upload_inbox.abort(LinkDown(f"{self.drone_id}: link stopped during a mission upload"))
 
     async def _run(self) -> None:
         attempt = 0
@@ -220,6 +252,8 @@ class DroneLink:
             if self.listener:
                 self.listener.link_state_changed(self, True)
         self.telemetry.apply(msg, now)
+        if self._upload_inbox is not None and kind in _UPLOAD_REPLIES:
+            self._upload_inbox.put(msg)
         if self._waiters:
             for pred, fut in list(self._waiters):
                 if not fut.done() and pred(msg):
@@ -396,47 +430,118 @@ class DroneLink:
         finally:
             self._forget(fut)
 
-    async def upload_mission(self, items: Sequence[MissionItem], *, timeout: float = 1.5, retries: int = 4) -> None:
-        """MISSION_COUNT -> MISSION_REQUEST(_INT) seq -> MISSION_ITEM_INT ... -> MISSION_ACK accepted.
+    async def upload_mission(
+        self,
+        items: Sequence[MissionItem],
+        *,
+        timeout: float = 1.5,
+        retries: int = 4,
+        item_timeout: float = ITEM_TIMEOUT_S,
+        deadline: float | None = None,
+        transfers: int = 2,
+    ) -> None:
+        """Upload a mission: MISSION_COUNT, then the vehicle asks for each item, then MISSION_ACK accepted.
 
-        Item 0 is home (ArduCopter overwrites it). Silence re-sends the last
-        message; a MISSION_ACK with an error ends the upload with that error.
+        Item 0 is home (ArduCopter keeps its own). Each transfer is mission_upload.MissionUpload:
+        MISSION_COUNT is re-sent every `timeout` s until the first request (`retries` times in
+        all); every request is answered, repeats too; INVALID_SEQUENCE acks (the vehicle got an
+        item twice) are ignored; a transfer fails if the vehicle stops asking for `item_timeout`
+        s or is not done by `deadline` s (default: from the count).
+
+        A transfer that stalled (our timeout, or the vehicle's: MISSION_ACK OPERATION_CANCELLED
+        after 8 simulated seconds without an item, under a second of wall time at a high SITL
+        speed-up) is started over with a new MISSION_COUNT, which ArduPilot takes from the same
+        station as a clean restart, up to `transfers` transfers in all. Then: MissionTimeout, or
+        MissionRejected (a CommandRejected) for a MISSION_ACK error, named as MAV_MISSION_RESULT
+        (a refused item or count is never retried); MissionProtocolError if the vehicle asks
+        for items the upload does not have. One upload per link at a time (a second call
+        waits); links upload independently of each other.
         """
-        sys_, comp = self.config.sysid, self.config.compid
-        count = len(items)
+        async with self._upload_lock:
+            for attempt in range(1, max(1, transfers) + 1):
+                failure = await self._upload_once(items, timeout, retries, item_timeout, deadline)
+                if failure is None:
+                    return
+                stalled = failure.kind is FailureKind.TIMEOUT or failure.result == mavlink2.MAV_MISSION_OPERATION_CANCELLED
+                if not stalled or attempt >= transfers:
+                    raise self._upload_error(failure)
+                log.warning("%s: mission upload stalled (%s); starting it over (transfer %d of %d)", self.drone_id, failure.message, attempt + 1, transfers)
 
-        def is_reply(m: Any) -> bool:
-            return m.get_type() in ("MISSION_REQUEST", "MISSION_REQUEST_INT", "MISSION_ACK") and getattr(
-                m, "mission_type", 0
-            ) == mavlink2.MAV_MISSION_TYPE_MISSION
-
-        def send_item(seq: int) -> None:
-            it = items[seq]
-            self._send(
-                self._mav.mission_item_int_encode(
-                    sys_, comp, seq, it.frame, it.command, 0, 1, *it.params,
-                    e7(it.lat), e7(it.lon), it.alt, mavlink2.MAV_MISSION_TYPE_MISSION,
-                )
-            )
-
-        last: Callable[[int], None] = lambda _a: self._send(  # noqa: E731
-            self._mav.mission_count_encode(sys_, comp, count, mavlink2.MAV_MISSION_TYPE_MISSION)
+    async def _upload_once(
+        self, items: Sequence[MissionItem], timeout: float, retries: int, item_timeout: float, deadline: float | None
+    ) -> UploadFailure | None:
+        """One transfer, start to end; returns why it failed, or None once accepted."""
+        loop = asyncio.get_running_loop()
+        up = MissionUpload(
+            items, target_system=self.config.sysid, target_component=self.config.compid,
+            gcs_system=GCS_SYSID, gcs_component=GCS_COMPID,
+            count_timeout=timeout, count_attempts=retries, item_timeout=item_timeout, deadline=deadline,
         )
-        while True:
-            reply = await self._request(last, is_reply, f"mission upload ({count} items)", timeout, retries)
-            if reply.get_type() == "MISSION_ACK":
-                if reply.type != mavlink2.MAV_MISSION_ACCEPTED:
-                    raise CommandRejected("mission upload", reply.type, [f"MISSION_ACK type {reply.type}"])
-                return
-            seq = reply.seq
-            if not 0 <= seq < count:
-                raise LinkError(f"{self.drone_id}: vehicle asked for mission item {seq} of {count}")
-            last = lambda _a, seq=seq: send_item(seq)  # noqa: E731
+        inbox = self._upload_inbox = _Inbox()
+        try:
+            self._send_all(up.start(loop.time()))
+            while not up.finished:
+                msg = inbox.get()
+                if msg is None:
+                    await inbox.wait(up.next_tick - loop.time())
+                    self._send_all(up.tick(loop.time()))
+                    continue
+                self._send_all(up.receive(msg, loop.time()))
+        finally:
+            self._upload_inbox = None
+        st = up.stats
+        if up.failure is not None:
+            log.warning("%s: mission upload failed: %s (%s)", self.drone_id, up.failure.message, st)
+            return up.failure
+        log.info(
+            "%s: mission of %d items accepted (%d COUNTs, %d items sent, %d repeated requests, %d INVALID_SEQUENCE acks ignored)",
+            self.drone_id, up.count, st.count_sent, st.items_sent, st.repeated_requests, st.invalid_sequence_acks,
+        )
+        return None
+
+    def _send_all(self, msgs: Sequence[Any]) -> None:
+        for m in msgs:
+            self._send(m)
+
+    def _upload_error(self, f: UploadFailure) -> LinkError:
+        message = f"{self.drone_id}: mission upload: {f.message}"
+        if f.kind is FailureKind.REJECTED and f.result is not None:
+            return MissionRejected(message, f.result, f.item)
+        if f.kind is FailureKind.TIMEOUT:
+            return MissionTimeout(message)
+        return MissionProtocolError(message)
 
 
-def e7(degrees: float) -> int:
-    """Degrees as MAVLink's integer 1e-7 degrees, rounded (truncating moves points by up to 1 cm)."""
-    return round(degrees * 1e7)
+class _Inbox:
+    """Messages for the running upload, in arrival order: nothing is lost between two waits."""
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._event = asyncio.Event()
+        self._error: BaseException | None = None
+
+    def put(self, msg: Any) -> None:
+        self._items.append(msg)
+        self._event.set()
+
+    def abort(self, exc: BaseException) -> None:
+        self._error = exc
+        self._event.set()
+
+    def get(self) -> Any | None:
+        if self._error is not None:
+            raise self._error
+        return self._items.popleft() if self._items else None
+
+    async def wait(self, timeout: float) -> None:
+        """Until something arrives or `timeout` s pass (the caller re-checks either way)."""
+        self._event.clear()
+        if self._items or self._error is not None:
+            return
+        try:
+            await asyncio.wait_for(self._event.wait(), max(0.0, timeout) if math.isfinite(timeout) else None)
+        except asyncio.TimeoutError:
+            pass
 
 
 class _MAVLink(mavlink2.MAVLink):

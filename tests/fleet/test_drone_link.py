@@ -26,8 +26,10 @@ from controller.fleet.drone_link import (
     DroneLink,
     LinkConfig,
     LinkDown,
-    LinkError,
     MissionItem,
+    MissionProtocolError,
+    MissionRejected,
+    MissionTimeout,
 )
 from controller.fleet.transport import Endpoint
 from tests.fleet.memory_link import MemoryConnector, Record, Vehicle, build, load
@@ -640,26 +642,29 @@ async def test_upload_mission_as_recorded(rig: Rig) -> None:
 async def test_upload_mission_refused_by_a_mission_ack_error(rig: Rig) -> None:
     auto, rej = records("mission_auto"), records("rejections")
     task = asyncio.create_task(rig.link.upload_mission(mission_items(), timeout=0.5, retries=1))
-    await converse(rig, auto[53:56])  # COUNT -> REQUEST 0 -> item 0
+    await converse(rig, auto[53:58])  # COUNT -> REQUEST 0 -> item 0 -> REQUEST 1 -> item 1
     await rig.feed([rej[145]])  # MISSION_ACK type 1 (MAV_MISSION_ERROR), as ArduCopter answered a bad item
-    with pytest.raises(CommandRejected) as info:
+    with pytest.raises(MissionRejected) as info:
         await task
-    assert info.value.result == mavlink2.MAV_MISSION_ERROR == 1
-    assert str(info.value).startswith("mission upload") and info.value.texts == ["MISSION_ACK type 1"]
-    assert len(rig.vehicle.messages("MISSION_ITEM_INT")) == 1
+    assert isinstance(info.value, CommandRejected)  # callers catching CommandRejected still do
+    assert info.value.result == mavlink2.MAV_MISSION_ERROR == 1 and info.value.item == 1
+    assert str(info.value).startswith("drone-1: mission upload: refused at item 1 (command 22): MISSION_ACK MAV_MISSION_ERROR")
+    assert info.value.texts == ["MISSION_ACK MAV_MISSION_ERROR (Generic error / not accepting mission commands at all right now.)"]
+    assert len(rig.vehicle.messages("MISSION_ITEM_INT")) == 2
 
 
-async def test_upload_mission_answers_request_int_and_resends_on_silence(rig: Rig) -> None:
+async def test_upload_mission_answers_request_int_and_sends_nothing_unasked(rig: Rig) -> None:
     items = mission_items()[:3]
-    task = asyncio.create_task(rig.link.upload_mission(items, timeout=0.2, retries=3))
+    task = asyncio.create_task(rig.link.upload_mission(items, timeout=0.2, retries=3, item_timeout=2.0))
     count = await rig.vehicle.expect("MISSION_COUNT")
     assert (count.count, count.target_system, count.mission_type) == (3, 1, 0)
     for seq in range(3):
         rig.vehicle.send(mavlink2.MAVLink_mission_request_int_message(255, 190, seq, 0))
         item = await rig.vehicle.expect("MISSION_ITEM_INT")
         assert item.seq == seq and item.command == items[seq].command
-    again = await rig.vehicle.expect("MISSION_ITEM_INT")  # no answer to item 2: sent again
-    assert again.seq == 2
+    await asyncio.sleep(0.5)  # no answer to item 2 yet: the vehicle asks again if it wants it; nothing is re-sent
+    assert [m.seq for m in rig.vehicle.messages("MISSION_ITEM_INT")] == [0, 1, 2]
+    assert len(rig.vehicle.messages("MISSION_COUNT")) == 1
     rig.vehicle.send(mavlink2.MAVLink_mission_ack_message(255, 190, mavlink2.MAV_MISSION_ACCEPTED, 0))
     await task
 
@@ -680,14 +685,20 @@ async def test_upload_mission_ignores_other_mission_types(rig: Rig) -> None:
 async def test_upload_mission_request_out_of_range(rig: Rig) -> None:
     task = asyncio.create_task(rig.link.upload_mission(mission_items()[:2], timeout=0.3, retries=1))
     await rig.vehicle.expect("MISSION_COUNT")
-    rig.vehicle.send(mavlink2.MAVLink_mission_request_message(255, 190, 5, 0))
-    with pytest.raises(LinkError, match="mission item 5 of 2"):
+    rig.vehicle.send(mavlink2.MAVLink_mission_request_message(255, 190, 5, 0))  # before request 0: an earlier transfer's
+    await rig.transport.drain()
+    assert not task.done() and not rig.vehicle.messages("MISSION_ITEM_INT")
+    rig.vehicle.send(mavlink2.MAVLink_mission_request_message(255, 190, 0, 0))
+    await rig.vehicle.expect("MISSION_ITEM_INT")
+    rig.vehicle.send(mavlink2.MAVLink_mission_request_message(255, 190, 5, 0))  # in this transfer: the vehicle is confused
+    with pytest.raises(MissionProtocolError, match="asked for item 5 of a 2-item upload"):
         await task
 
 
 async def test_upload_mission_times_out(rig: Rig) -> None:
-    with pytest.raises(CommandTimeout):
-        await rig.link.upload_mission(mission_items(), timeout=0.03, retries=2)
+    with pytest.raises(MissionTimeout, match="no MISSION_REQUEST after 2 MISSION_COUNTs") as info:
+        await rig.link.upload_mission(mission_items(), timeout=0.03, retries=2, transfers=1)
+    assert isinstance(info.value, CommandTimeout)
     assert len(rig.vehicle.messages("MISSION_COUNT")) == 2
 
 

@@ -122,6 +122,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.flights
     rng = np.random.default_rng(args.seed)
     distances = np.geomspace(args.min_m, args.max_m, n)
+    if args.min_m <= 500.0 <= args.max_m:  # the reference call: 500 m from a standby drone
+        distances[int(np.argmin(np.abs(distances - 500.0)))] = 500.0
     with tempfile.TemporaryDirectory(prefix="dronefleet-eta-") as tmp:
         tmp_path = Path(tmp)
         # SITL's port follows its instance number, which must stay below 256

@@ -55,6 +55,7 @@ TRANSIENT_ARM_REFUSALS = (
     "Gyros inconsistent",
     "EKF",
     "GPS",
+    "Logging not started",  # ArduPilot's logger starts a moment after boot (seen on a loaded SITL)
 )
 
 

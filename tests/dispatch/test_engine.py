@@ -15,7 +15,7 @@ import pytest
 from shapely.geometry import Polygon, box
 
 from controller.config import load_config
-from controller.config.models import Wind
+from controller.config.models import LaunchDelay, Wind
 from controller.dispatch import DroneCandidate, IncidentRequest
 from controller.dispatch.engine import DispatchEngine
 from controller.dispatch.returns import StationSite
@@ -24,7 +24,8 @@ from controller.domain.states import DroneState
 from tests import support
 
 CFG = load_config(support.CONFIGS)
-CALM = CFG.policy.model_copy(update={"wind": Wind()})
+#: The rules are tested with launch delays of their own (20/60/40 s), whatever configs/ says today.
+CALM = CFG.policy.model_copy(update={"wind": Wind(), "launch_delay_s": LaunchDelay(standby=20, charging=60, landed=40)})
 M30T = CFG.drone_models["m30t"]
 M3TD = CFG.drone_models["m3td"]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

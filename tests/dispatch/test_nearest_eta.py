@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controller.config import load_config
+from controller.config.models import LaunchDelay
 from controller.dispatch import DroneCandidate, IncidentRequest
 from controller.dispatch.nearest_eta import NearestEtaDispatcher
 from controller.domain.states import DroneState
 from tests import support
 
 CFG = load_config(support.CONFIGS)
-POLICY = CFG.policy  # transit 120 m, launch 20/60/40 s, reserve 20 %
+POLICY = CFG.policy.model_copy(update={"launch_delay_s": LaunchDelay(standby=20, charging=60, landed=40)})  # transit 120 m, reserve 20 %
 M30T = CFG.drone_models["m30t"]  # cruise 15 m/s, climb 6 m/s
 M3TD = CFG.drone_models["m3td"]  # cruise 12 m/s, climb 6 m/s
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -3,7 +3,13 @@
 The binary comes from ARDUPILOT_SITL_BIN and the defaults file from
 ARDUPILOT_SITL_DEFAULTS (nothing of ArduPilot lives in this repository). Each
 instance N gets its own working directory (it writes eeprom.bin, logs/ and
-terrain/ there), its own sysid, and serves MAVLink on TCP 5760 + 10·N. The
+terrain/ there), its own sysid, and serves MAVLink on TCP 5760 + 10·N, or on a
+block of ten ports of its own (`base_port`, see `free_port_blocks`): SERIAL0 at
+base, SERIAL1 at base + 2 (a second MAVLink port: a test's own control
+connection, see sitl/ardupilot_control.py), SERIAL2 at base + 3, and SITL's
+UDP ports (RC in, simulator in/out, IRLock) at base + 4..7. SITL keeps its
+instance number in a byte, so `-I` alone cannot place an instance above port
+8310: explicit ports are how a test suite keeps away from 5760.. . The
 processes are kept as children: ArduPilot SITL exits when its parent dies, and
 `stop()` terminates them in order.
 
@@ -19,8 +25,10 @@ from collections.abc import Mapping
 import asyncio
 import logging
 import os
+import random
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,8 +40,14 @@ log = logging.getLogger(__name__)
 
 ENV_BIN = "ARDUPILOT_SITL_BIN"
 ENV_DEFAULTS = "ARDUPILOT_SITL_DEFAULTS"
+#: If set, instances work in a new directory under it, kept afterwards (their arducopter.log, logs/) for a post-mortem.
+ENV_KEEP = "ARDUPILOT_SITL_KEEP"
 EKF_READY = 0x1F
 EKF_CONST_POS = 0x80
+#: Offsets in a vehicle's port block: SERIAL0..2 (TCP), then SITL's UDP ports.
+SERIAL0, SERIAL1, SERIAL2 = 0, 2, 3
+RC_IN, SIM_IN, SIM_OUT, IRLOCK = 4, 5, 6, 7
+PORT_BLOCK = 10
 
 
 class SitlUnavailable(Exception):
@@ -50,14 +64,70 @@ class SitlVehicle:
     sysid: int | None = None
     #: Parameters this vehicle differs in from the defaults file (e.g. its model's battery capacity and speeds).
     params: Mapping[str, float] = field(default_factory=dict)
+    #: First port of the vehicle's own block of PORT_BLOCK ports; None: SITL's defaults (5760 + 10·instance).
+    base_port: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.instance <= 255:  # SITL keeps it in a uint8_t: 300 would become 44
+            raise ValueError(f"SITL instance {self.instance} out of range 0..255 (give a base_port instead)")
 
     @property
     def port(self) -> int:
-        return 5760 + 10 * self.instance
+        """SERIAL0: the MAVLink port a ground station connects to."""
+        return self.base_port + SERIAL0 if self.base_port is not None else 5760 + 10 * self.instance
+
+    @property
+    def control_port(self) -> int:
+        """SERIAL1: a second MAVLink port (SITL's default device for it is tcp:2)."""
+        return self.port + SERIAL1 - SERIAL0
 
     @property
     def system_id(self) -> int:
         return self.sysid if self.sysid is not None else self.instance + 1
+
+
+def _tcp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def block_free(base: int) -> bool:
+    """Whether every port a SITL instance with this base_port binds can be bound now."""
+    return all(_tcp_free(base + k) for k in (SERIAL0, SERIAL1, SERIAL2)) and all(
+        _udp_free(base + k) for k in (RC_IN, SIM_IN, SIM_OUT, IRLOCK)
+    )
+
+
+def free_port_blocks(count: int, low: int = 20000, high: int = 60000, avoid: set[int] | None = None) -> list[int]:
+    """`count` base ports of free blocks of PORT_BLOCK ports, one per SITL instance, none in `avoid`."""
+    rng = random.Random()
+    taken = set(avoid or ())
+    blocks: list[int] = []
+    for _ in range(count * 50):
+        if len(blocks) == count:
+            return blocks
+        base = rng.randrange(low, high - PORT_BLOCK, PORT_BLOCK)
+        if any(p in taken for p in range(base, base + PORT_BLOCK)) or not block_free(base):
+            continue
+        blocks.append(base)
+        taken.update(range(base, base + PORT_BLOCK))
+    if len(blocks) == count:
+        return blocks
+    raise RuntimeError(f"no {count} free blocks of {PORT_BLOCK} ports on 127.0.0.1")
 
 
 def sitl_paths() -> tuple[Path, Path]:
@@ -90,8 +160,13 @@ class ArduPilotFleet:
         self.speedup = speedup
         self.binary = binary
         self.defaults = defaults
-        self._own_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ardupilot-sitl-"))
+        keep = os.environ.get(ENV_KEEP)
+        self._own_workdir = workdir is None and not keep
+        if workdir is None:
+            if keep:
+                Path(keep).mkdir(parents=True, exist_ok=True)
+            workdir = Path(tempfile.mkdtemp(prefix="ardupilot-sitl-", dir=keep or None))
+        self.workdir = workdir
         self.processes: dict[int, asyncio.subprocess.Process] = {}
 
     def command(self, v: SitlVehicle) -> list[str]:
@@ -101,10 +176,18 @@ class ArduPilotFleet:
             extra.parent.mkdir(parents=True, exist_ok=True)
             extra.write_text("".join(f"{name} {value:g}\n" for name, value in sorted(v.params.items())))
             defaults = f"{defaults},{extra}"
+        ports: list[str] = []
+        if v.base_port is not None:  # before -I, which only moves ports still at their defaults
+            b = v.base_port
+            ports = [
+                "--base-port", str(b), "--rc-in-port", str(b + RC_IN), "--sim-port-in", str(b + SIM_IN),
+                "--sim-port-out", str(b + SIM_OUT), "--irlock-port", str(b + IRLOCK),
+            ]
         return [
-            str(self.binary), "--model", "+", "--speedup", f"{self.speedup:g}", "--defaults", defaults,
+            str(self.binary), "--model", "+", "--speedup", f"{self.speedup:g}", "--defaults", defaults, *ports,
             "-I", str(v.instance), "--home", f"{v.lat},{v.lon},{v.alt_m},{v.heading_deg}", "-w",
-            "--sysid", str(v.system_id), "--serial0", "tcp:0",
+            "--sysid", str(v.system_id), "--serial0", f"tcp:{SERIAL0}", "--serial1", f"tcp:{SERIAL1}",
+            "--serial2", f"tcp:{SERIAL2}",
         ]
 
     async def start(self, ready_timeout: float = 180.0) -> None:

@@ -3,6 +3,12 @@
 The same tests run against the built-in simulator and against real ArduPilot
 SITL (`--backend`); time runs faster than real time on both (SPEEDUP), so the
 configs scale the ground-station failsafe timeout to stay 5 simulated seconds.
+
+Faults are injected through `World.faults`, by drone id, the same way on both
+backends (sitl/faults.py says how each backend does it). On ArduPilot the
+controller reaches each SITL instance through a link proxy (sitl/link_proxy.py)
+listening where the controller expects the drone, and the tests' own
+connection uses the vehicle's second MAVLink port.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import yaml
 
 from controller.runtime import Runtime
 from controller.settings import Settings
+from sitl.faults import ArduPilotFaults, FaultInjector, SimFaults
 from sitl.fleet import SimFleet, free_base_port
 from sitl.roster import roster_specs
 from tests import support
@@ -34,12 +41,58 @@ NOFLY_STATION = 11  # not one of the stations the ten-mission test uses
 T = TypeVar("T")
 
 
+class Faults:
+    """Fault injection by drone id, the same on both backends (the instance is the drone's place in the roster)."""
+
+    def __init__(self, injector: FaultInjector, roster: list[str]) -> None:
+        self.injector = injector
+        self.roster = roster
+
+    def instance(self, drone_id: str) -> int:
+        return self.roster.index(drone_id)
+
+    async def refuse_arming(self, drone_id: str) -> None:
+        """A real pre-arm failure: the vehicle refuses to arm until `allow_arming`."""
+        await self.injector.refuse_arming(self.instance(drone_id))
+
+    async def allow_arming(self, drone_id: str) -> None:
+        await self.injector.allow_arming(self.instance(drone_id))
+
+    async def drop_command(self, drone_id: str, command: int) -> None:
+        """This MAV_CMD never reaches the vehicle: no ACK, no action."""
+        await self.injector.drop_command(self.instance(drone_id), command)
+
+    async def cut_link(self, drone_id: str, seconds: float, mode: str = "drop") -> None:
+        """No traffic either way for `seconds` of wall time ("close": the connection dropped and refused)."""
+        await self.injector.cut_link(self.instance(drone_id), seconds, mode)
+
+    async def drain_battery(self, drone_id: str, remaining_pct: float) -> None:
+        """The battery has `remaining_pct` of its capacity left now."""
+        await self.injector.drain_battery(self.instance(drone_id), remaining_pct)
+
+    async def lose_gps(self, drone_id: str) -> None:
+        """The vehicle's GPS stops; its EKF and failsafes react as ArduCopter's do."""
+        await self.injector.lose_gps(self.instance(drone_id))
+
+    async def armed(self, drone_id: str) -> bool:
+        """Whether the vehicle itself says it is armed (not through the controller's link)."""
+        return await self.injector.armed(self.instance(drone_id))
+
+    async def flying(self, drone_id: str) -> bool:
+        return await self.injector.flying(self.instance(drone_id))
+
+    async def mode(self, drone_id: str) -> int:
+        """The vehicle's flight mode (ArduCopter's number), as the vehicle itself says."""
+        return await self.injector.mode(self.instance(drone_id))
+
+
 @dataclass
 class World:
     rt: Runtime
     backend: str
     sim: SimFleet | None
     speedup: float
+    faults: Faults
 
     async def until(self, pred: Callable[[], Any], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -89,52 +142,66 @@ def world_configs(tmp: Path, speedup: float, base_port: int = 5760) -> Path:
 async def flying_world(tmp_path: Path, backend: str = "sim", drones: int = DRONES, speedup: float = SPEEDUP) -> AsyncIterator[World]:
     """Start copters (built-in simulator or ArduPilot SITL) and a controller flying them.
 
-    Both listen on a free range of ports (base + 10·N), not on 5760.., so the suite runs beside a live
-    controller; ArduPilot's port follows its instance number (-I), so its instances are numbered from
-    (base - 5760) / 10 with the roster's system ids.
+    The controller finds drone N on a free port base + 10·N, not on 5760.., so the suite runs beside a live
+    controller: the simulator listens there itself; for ArduPilot a link proxy does, relaying to the SITL
+    instance's own block of ports (sitl/ardupilot_harness.py), with the roster's system ids.
     """
     base = free_base_port(drones)
     cfg = world_configs(tmp_path, speedup, base)
     sim: SimFleet | None = None
-    ardupilot = None
-    if backend == "sim":
-        specs = roster_specs(cfg / "stations.json", cfg / "drone_models.yaml", drones, warm=True)
-        sim = SimFleet(specs, speedup=speedup, base_port=base)
-        await sim.start()
-    else:
-        from controller.config import load_config
-        from sitl.ardupilot_harness import ArduPilotFleet, SitlUnavailable, SitlVehicle
-
-        try:
-            c = load_config(cfg)
-            from sitl.roster import model_overrides
-
-            roster = [(s, d) for s in c.stations for d in s.drones][:drones]
-            first = (base - 5760) // 10
-            vehicles = [
-                SitlVehicle(
-                    first + n, s.lat, s.lon, s.elevation_m, sysid=n + 1,
-                    params=model_overrides(d.model, c.drone_models[d.model].model_dump(), "models")[0],
-                )
-                for n, (s, d) in enumerate(roster)
-            ]
-            ardupilot = ArduPilotFleet(vehicles, speedup=speedup)
-        except SitlUnavailable as exc:
-            pytest.skip(str(exc))
-        await ardupilot.start()
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'world.sqlite3'}", config_dir=cfg, var_dir=tmp_path / "var",
-        fleet="external", fleet_drones=drones,
-    )
-    rt = Runtime.build(settings, tokens=support.registry())
-    await rt.start()
-    w = World(rt, backend, sim, speedup)
-    try:
+    injector: FaultInjector
+    async with contextlib.AsyncExitStack() as stack:
+        if backend == "sim":
+            specs = roster_specs(cfg / "stations.json", cfg / "drone_models.yaml", drones, warm=True)
+            sim = SimFleet(specs, speedup=speedup, base_port=base)
+            await sim.start()
+            stack.push_async_callback(sim.stop)
+            injector = SimFaults(sim)
+        else:
+            injector = await _ardupilot(cfg, base, drones, speedup, stack)
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path / 'world.sqlite3'}", config_dir=cfg, var_dir=tmp_path / "var",
+            fleet="external", fleet_drones=drones,
+        )
+        rt = Runtime.build(settings, tokens=support.registry())
+        await rt.start()
+        stack.push_async_callback(rt.stop)
+        roster = [d.id for s in rt.config.stations for d in s.drones]
+        w = World(rt, backend, sim, speedup, Faults(injector, roster))
         await w.until(lambda: rt.fleet.configured == drones, 60, "every drone linked and configured")
         yield w
-    finally:
-        await rt.stop()
-        if sim is not None:
-            await sim.stop()
-        if ardupilot is not None:
-            await ardupilot.stop()
+
+
+async def _ardupilot(cfg: Path, base: int, drones: int, speedup: float, stack: contextlib.AsyncExitStack) -> ArduPilotFaults:
+    """ArduCopter SITL instances on ports of their own, each behind a link proxy on the controller's port for it."""
+    from controller.config import load_config
+    from sitl.ardupilot_control import VehicleControl
+    from sitl.ardupilot_harness import ArduPilotFleet, SitlUnavailable, SitlVehicle, free_port_blocks
+    from sitl.link_proxy import LinkProxy
+    from sitl.roster import ardupilot_overrides
+
+    c = load_config(cfg)
+    roster = [(s, d) for s in c.stations for d in s.drones][:drones]
+    controller_ports = [base + 10 * n for n in range(drones)]
+    blocks = free_port_blocks(drones, avoid={p + k for p in controller_ports for k in range(10)})
+    vehicles = [
+        SitlVehicle(
+            n, s.lat, s.lon, s.elevation_m, sysid=n + 1, base_port=blocks[n],
+            params=ardupilot_overrides(d.model, c.drone_models[d.model].model_dump(), "models"),
+        )
+        for n, (s, d) in enumerate(roster)
+    ]
+    try:
+        ardupilot = ArduPilotFleet(vehicles, speedup=speedup)
+    except SitlUnavailable as exc:
+        pytest.skip(str(exc))
+    await ardupilot.start()
+    stack.push_async_callback(ardupilot.stop)
+    proxies = {n: LinkProxy(port, v.port, name=roster[n][1].id) for n, (port, v) in enumerate(zip(controller_ports, vehicles))}
+    controls = {n: VehicleControl(v.control_port, v.system_id) for n, v in enumerate(vehicles)}
+    faults = ArduPilotFaults(proxies, controls)
+    stack.push_async_callback(faults.close)
+    for proxy in proxies.values():
+        await proxy.start()
+        stack.push_async_callback(proxy.stop)
+    return faults

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
+from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from controller import geo
 from controller.auth import Principal, Role
 from controller.center import NewIncident
 from controller.domain.states import DroneState, IncidentStatus, MissionState
+from controller.fleet.copter import CopterMode
 from tests.e2e.conftest import NOFLY_STATION, World
 
 CMD = Principal(Role.COMMANDER, "cmd")
@@ -72,45 +75,46 @@ async def test_commander_abort_in_flight_brings_the_drone_home_and_redispatches(
     assert replacement and replacement[0].drone_id != m.drone_id
 
 
+#: The refusal each backend gives when told to refuse arming (sitl/faults.py): the simulator reports the pre-arm
+#: failure it was given; ArduCopter fails its battery arming check (BATT_ARM_VOLT above the pack's voltage), and
+#: its periodic "PreArm:" report of the same check may arrive while the ARM command is answered.
+ARM_REFUSAL = {
+    "sim": re.escape("arming refused: Arm: PreArm: Compass not calibrated"),
+    "ardupilot": "arming refused: (PreArm: Battery 1 below minimum arming voltage; )?"
+    "Arm: Battery 1 below minimum arming voltage",
+}
+
+
 async def test_arming_refused(world: World) -> None:
     w = world
-    if w.sim is None:
-        pytest.skip("needs the built-in simulator's fault injection")
     inc, m = await open_near(w, 1)
-    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(m.drone_id)
-    w.sim.prearm_failure(instance, "PreArm: Compass not calibrated")
+    await w.faults.refuse_arming(m.drone_id)
     await w.rt.center.accept(m.id, pilot(m.station_id))
     await w.until(lambda: m.state is MissionState.ABORTED, 30, "mission aborted")
-    assert "arming refused: Arm: PreArm: Compass not calibrated" in m.reason
+    assert re.search(ARM_REFUSAL[w.backend], m.reason), m.reason
     assert w.rt.center.drones[m.drone_id].state is DroneState.MAINTENANCE
     await w.until(lambda: len(w.rt.center.incident_missions(inc.id)) == 2, 10, "next drone offered")
 
 
 async def test_command_never_acknowledged(world: World) -> None:
     w = world
-    if w.sim is None:
-        pytest.skip("needs the built-in simulator's fault injection")
     inc, m = await open_near(w, 2)
-    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(m.drone_id)
-    w.sim.ignore_command(instance, 22)  # NAV_TAKEOFF
+    await w.faults.drop_command(m.drone_id, mavlink2.MAV_CMD_NAV_TAKEOFF)
     await w.rt.center.accept(m.id, pilot(m.station_id))
     await w.until(lambda: m.state is MissionState.ABORTED, 30, "mission aborted")
     assert "takeoff: no answer after 3 attempts" in m.reason
     # the drone was armed on the ground: the runner disarms it, and it is held for inspection
-    await w.until(lambda: not w.sim.vehicle(instance).armed, 10, "disarmed")
+    await w.eventually(lambda: w.faults.armed(m.drone_id), lambda armed: not armed, 10, "disarmed")
     assert w.rt.center.drones[m.drone_id].state is DroneState.MAINTENANCE
     assert inc.status in (IncidentStatus.OFFERED, IncidentStatus.QUEUED)
 
 
 async def test_link_lost_in_flight_and_recovered(world: World) -> None:
     w = world
-    if w.sim is None:
-        pytest.skip("needs the built-in simulator's fault injection")
     inc, m = await open_near(w, 3, north_m=500)
-    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(m.drone_id)
     await w.rt.center.accept(m.id, pilot(m.station_id))
     await w.until(lambda: inc.status is IncidentStatus.ON_SCENE, 60, "on scene")
-    w.sim.cut_link(instance, 3.0)
+    await w.faults.cut_link(m.drone_id, 3.0)
     await w.until(lambda: w.rt.center.drones[m.drone_id].state is DroneState.LOST_LINK, 3.5, "lost link detected within 3 s")
     db = w.rt.db
 
@@ -121,19 +125,15 @@ async def test_link_lost_in_flight_and_recovered(world: World) -> None:
     await w.eventually(alerts, lambda texts: any("link lost" in t for t in texts), 2, "the link-lost alert in the event log")
     await w.until(lambda: w.rt.center.drones[m.drone_id].state is DroneState.ON_SCENE, 10, "link restored, back on scene")
     assert m.state is MissionState.ON_SCENE
-    assert w.sim.vehicle(instance).flying  # a 3 s cut is shorter than the GCS failsafe: it stayed on station
+    assert await w.faults.flying(m.drone_id)  # a 3 s cut is shorter than the GCS failsafe: it stayed on station
 
 
 async def test_battery_low_on_scene_returns_and_is_replaced(world: World) -> None:
     w = world
-    if w.sim is None:
-        pytest.skip("needs the built-in simulator's fault injection")
     inc, m = await open_near(w, 4)
-    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(m.drone_id)
     await w.rt.center.accept(m.id, pilot(m.station_id))
     await w.until(lambda: inc.status is IncidentStatus.ON_SCENE, 60, "on scene")
-    capacity = w.sim.vehicle(instance).params["BATT_CAPACITY"]
-    w.sim.set_battery_used(instance, capacity * 0.76)  # 24 % left: the return home needs more than the reserve allows
+    await w.faults.drain_battery(m.drone_id, 24)  # 24 % left: the return home needs more than the reserve allows
     await w.until(lambda: m.state is MissionState.RETURNING, 20, "returning for battery")
     await w.eventually(lambda: steps(w, m.id), lambda s: "battery reserve" in s, 2, "the battery-reserve step in the timeline")
     await w.until(lambda: len([x for x in w.rt.center.incident_missions(inc.id) if x.state is MissionState.OFFERED]) == 1, 10, "replacement offered")
@@ -183,3 +183,58 @@ async def test_flight_detours_around_a_no_fly_zone(world: World) -> None:
         await asyncio.sleep(0.05)
     assert inside == 0, "the drone entered the no-fly zone"
     assert "detour" in await steps(w, m.id)
+
+
+async def test_gps_lost_on_scene_lands_there_and_is_replaced(world: World) -> None:
+    """The only GPS of a drone holding over the scene stops. ArduCopter's EKF loses its horizontal position about
+    7 simulated seconds later, and a second after that its EKF failsafe (FS_EKF_ACTION 1, the default) switches
+    a mode that needs a position to LAND: the drone comes down where it is, not at a station."""
+    w = world
+    inc, m = await open_near(w, 5)
+    await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: inc.status is IncidentStatus.ON_SCENE, 60, "on scene")
+    link = w.rt.fleet.links[m.drone_id]
+    await w.faults.lose_gps(m.drone_id)
+    await w.until(lambda: not link.telemetry.ekf_ok, 10, "the EKF without a position")
+    await w.until(lambda: link.telemetry.mode == CopterMode.LAND, 10, "the vehicle's EKF failsafe: LAND")
+    assert any(text == "EKF Failsafe: changed to LAND Mode" for _, text in link.telemetry.texts)
+    # the runner sees the failsafe at its next check and leaves the flight to the vehicle; another drone is offered
+    await w.until(lambda: m.state is MissionState.RETURNING, 5, "the failsafe seen by the runner")
+    await w.eventually(lambda: steps(w, m.id), lambda s: "failsafe" in s, 2, "the failsafe step in the timeline")
+    await w.until(
+        lambda: any(x.state is MissionState.OFFERED and x.drone_id != m.drone_id for x in w.rt.center.incident_missions(inc.id)),
+        10, "another drone offered",
+    )
+    # down at the scene, away from any station: out of service until someone recovers it
+    await w.until(lambda: m.state is MissionState.COMPLETED, 60, "landed")
+    drone = w.rt.center.drones[m.drone_id]
+    assert drone.state is DroneState.MAINTENANCE
+    assert geo.distance_m(drone.lat, drone.lon, inc.lat, inc.lon) < 30
+    assert not await w.faults.armed(m.drone_id)
+    assert (await steps(w, m.id))[-2:] == ["failsafe", "landed"]
+
+
+
+async def test_link_cut_longer_than_the_gcs_failsafe_the_vehicle_comes_home_by_itself(world: World) -> None:
+    """The connection drops and cannot be re-opened for 8 s: longer than FS_GCS_TIMEOUT (5 s in wall time here).
+    The vehicle hears no ground station, and its own GCS failsafe takes it home in RTL; when the link returns the
+    controller finds it so, follows it down, and another drone is offered for the incident."""
+    w = world
+    inc, m = await open_near(w, 9)
+    drone = w.rt.center.drones[m.drone_id]
+    await w.rt.center.accept(m.id, pilot(m.station_id))
+    await w.until(lambda: inc.status is IncidentStatus.ON_SCENE, 60, "on scene")
+    await w.faults.cut_link(m.drone_id, 8.0, "close")
+    await w.until(lambda: drone.state is DroneState.LOST_LINK, 5, "lost link detected")
+    # seen from the vehicle's side of the cut: no ground-station heartbeat for FS_GCS_TIMEOUT, RTL
+    await w.eventually(lambda: w.faults.mode(m.drone_id), lambda mode: mode == CopterMode.RTL, 8, "the vehicle's GCS failsafe")
+    await w.until(lambda: m.state is MissionState.RETURNING, 30, "the link back and the failsafe seen")
+    await w.until(
+        lambda: any(x.state is MissionState.OFFERED and x.drone_id != m.drone_id for x in w.rt.center.incident_missions(inc.id)),
+        10, "another drone offered",
+    )
+    await w.until(lambda: m.state is MissionState.COMPLETED, 120, "home and landed")
+    assert drone.state in (DroneState.STANDBY, DroneState.CHARGING)
+    recorded = await steps(w, m.id)
+    assert recorded.index("link lost") < recorded.index("link restored") < recorded.index("failsafe") < recorded.index("landed")
+    assert recorded[-1] == "landed"

@@ -48,15 +48,11 @@ async def test_two_drones_share_and_sweep_the_area(world: World) -> None:
 
 async def test_a_drone_leaving_is_replaced_and_the_rest_of_its_strip_resumed(world: World) -> None:
     w = world
-    if w.sim is None:
-        pytest.skip("needs the built-in simulator's fault injection")
     inc = await open_search(w, 7, radius_m=250.0, drones=1)
     (first,) = offered(w, inc)
     await w.rt.center.accept(first.id, Principal(Role.PILOT, "p", first.station_id))
     await w.until(lambda: first.plan is not None and first.plan.done >= 3, 120, "a few sweeps flown")
-    instance = [d.id for s in w.rt.config.stations for d in s.drones].index(first.drone_id)
-    capacity = w.sim.vehicle(instance).params["BATT_CAPACITY"]
-    w.sim.set_battery_used(instance, capacity * 0.78)
+    await w.faults.drain_battery(first.drone_id, 22)
     await w.until(lambda: first.state is MissionState.RETURNING, 30, "the first drone goes home")
     flown = first.plan.done
     assert 0 < flown < len(first.plan.waypoints)

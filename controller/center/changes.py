@@ -140,7 +140,10 @@ class Changes:
                 self.free_offered_drone(m, now, cs, reason, actor)
             elif drone.state is D.PREFLIGHT and drone.mission_id == m.id:
                 drone.mission_id = None
-                self.move(drone.machine, D.STANDBY, now, cs, reason, actor)
+                if not self.observers:  # nothing flies it: it never left the ground
+                    self.move(drone.machine, D.STANDBY, now, cs, reason, actor)
+                # else it stays in preflight, unavailable, until the flight layer reports it down and disarmed
+                # (its take-off may already be under way)
                 self.drone_event(cs, drone, now)
         if airborne and drone.state is not D.RETURNING:
             self.move(drone.machine, D.RETURNING, now, cs, reason, actor)
@@ -150,9 +153,12 @@ class Changes:
             observer.mission_recalled(m, reason)
 
     def free_offered_drone(self, m: Mission, now: datetime, cs: Changeset, reason: str, actor: str) -> None:
+        """The drone goes back to what it was before this offer, if it is still offered for this one (it may
+        have landed and been offered something else since)."""
         drone = self.state.drones[m.drone_id]
-        if drone.mission_id == m.id:
-            drone.mission_id = None
+        if drone.mission_id != m.id:
+            return
+        drone.mission_id = None
         if drone.state is D.OFFERED:
             self.move(drone.machine, m.drone_prior_state, now, cs, reason, actor)
             self.drone_event(cs, drone, now)

@@ -89,10 +89,10 @@ class FlightReportHandler:
     async def flight_on_scene(self, mission_id: str, searching: bool = False) -> None:
         await self._transition(mission_id, M.ON_SCENE, D.SEARCHING if searching else D.ON_SCENE, "over the scene")
 
-    async def flight_returning(self, mission_id: str, reason: str) -> None:
-        await self._transition(mission_id, M.RETURNING, D.RETURNING, reason)
+    async def flight_returning(self, mission_id: str, reason: str, *, alert: bool = False) -> None:
+        await self._transition(mission_id, M.RETURNING, D.RETURNING, reason, alert=alert)
 
-    async def _transition(self, mission_id: str, ms: MissionState, ds: DroneState, reason: str) -> None:
+    async def _transition(self, mission_id: str, ms: MissionState, ds: DroneState, reason: str, *, alert: bool = False) -> None:
         m = self._mission(mission_id)
         if m is None or m.state is ms:
             return
@@ -111,23 +111,41 @@ class FlightReportHandler:
             if ms is M.RETURNING:
                 inc.excluded_drones.add(m.drone_id)
             self.ch.sync_status(inc, now, cs, f"{m.id} {ms.value}", "flight")
+        if alert:
+            self.ch.alert(cs, now, "critical", f"{drone.id} ({m.id}): {reason}", drone=drone, mission=m, incident=inc)
         self.passes.run(now, cs)
         if cs:
             await self.journal.commit(cs)
 
     async def flight_landed(self, drone_id: str, reason: str = "landed") -> None:
         drone = self.state.drones[drone_id]
+        if drone.state not in AIRBORNE | {D.PREFLIGHT, D.LOST_LINK}:
+            return  # already stood down (a failed flight put it in maintenance, say): nothing to land
         now = self.clock()
         cs = Changeset()
         m = self.state.mission_of(drone)
+        if m is not None and m.state is M.OFFERED:  # a redirect offered in flight; too late to take it
+            self.ch.release_mission(m, now, cs, "the drone landed before its pilot accepted", "flight", resolved=False)
+            inc = self.state.incidents.get(m.incident_id)
+            if inc is not None:
+                self.ch.sync_status(inc, now, cs, f"{m.id}: its drone landed", "flight")
+            m = None
+        at_station = any(equirectangular_m(drone.lat, drone.lon, la, lo) <= AT_STATION_M for la, lo in self._stations)
         if m is not None and m.state is M.RETURNING:
-            self.ch.move(m.machine, M.COMPLETED, now, cs, reason, "flight")
+            # home (or at another station) it completes; anywhere else it ended in a forced landing
+            outcome = M.COMPLETED if at_station else M.ABORTED
+            why = reason if at_station else f"landed away from any station at {drone.lat:.5f}, {drone.lon:.5f}"
+            self.ch.move(m.machine, outcome, now, cs, why, "flight")
             m.updated_at = now
+            if outcome is M.ABORTED:
+                m.reason = why
             self.ch.mission_event(cs, "mission.updated", m, now)
+        if not at_station:
+            self.ch.alert(cs, now, "critical", f"{drone.id} landed away from any station at {drone.lat:.5f}, "
+                          f"{drone.lon:.5f}: recover it", drone=drone, mission=m)
         if drone.state is not D.LANDED and drone.machine.can(D.LANDED):
             self.ch.move(drone.machine, D.LANDED, now, cs, reason, "flight")
         drone.mission_id = None
-        at_station = any(equirectangular_m(drone.lat, drone.lon, la, lo) <= AT_STATION_M for la, lo in self._stations)
         ready = on_the_ground(drone.battery_pct, at_station)
         if drone.machine.can(ready):
             self.ch.move(drone.machine, ready, now, cs, "back at a station" if at_station else "landed away from any station: recover it", "flight")

@@ -33,8 +33,6 @@ from controller.store.writer import Changeset
 log = logging.getLogger(__name__)
 
 D, M = DroneState, MissionState
-#: The drone-state path a repair may need (a flying drone reaches the ground through `landed`).
-_VIA = {D.STANDBY: D.LANDED, D.CHARGING: D.LANDED, D.MAINTENANCE: D.LANDED}
 
 
 class Reconciler:
@@ -174,8 +172,12 @@ class Reconciler:
                 cs.insert(rows.transition_row(Transition("incident", inc.id, inc.status.value, inc.status.value, now,
                                                           f"{m.id}: {reason}", "reconcile")))
             target = verdict.mission
-            if target is not None and target is not m.state and m.machine.can(target):
-                self.ch.move(m.machine, target, now, cs, reason, "reconcile")
+            steps = m.machine.path_to(target) if target is not None else None
+            if target is not None and steps is None:
+                log.error("%s: no way from %s to %s (%s)", m.id, m.state.value, target.value, reason)
+            if steps:  # e.g. accepted -> launched -> returning: it did take off while nobody watched
+                for step in steps:
+                    self.ch.move(m.machine, step, now, cs, reason, "reconcile")
                 m.reason, m.updated_at = (reason if target is M.ABORTED else m.reason), now
                 self.ch.mission_event(cs, "mission.updated", m, now)
                 changed = True
@@ -188,14 +190,13 @@ class Reconciler:
             if inc is not None and inc.is_open:
                 self.ch.sync_status(inc, now, cs, reason, "reconcile")
         if verdict.drone is not None and verdict.drone is not drone.state:
-            via = _VIA.get(verdict.drone)
-            if not drone.machine.can(verdict.drone) and via is not None and drone.machine.can(via):
-                self.ch.move(drone.machine, via, now, cs, reason, "reconcile")
-            if drone.machine.can(verdict.drone):
-                self.ch.move(drone.machine, verdict.drone, now, cs, reason, "reconcile")
+            steps = drone.machine.path_to(verdict.drone)  # e.g. enroute -> landed -> standby
+            if steps:
+                for step in steps:
+                    self.ch.move(drone.machine, step, now, cs, reason, "reconcile")
                 changed = True
             else:
-                log.error("%s: cannot move from %s to %s (%s)", drone.id, drone.state.value, verdict.drone.value, reason)
+                log.error("%s: no way from %s to %s (%s)", drone.id, drone.state.value, verdict.drone.value, reason)
             if verdict.drone in (D.STANDBY, D.CHARGING, D.MAINTENANCE):
                 drone.mission_id = None
         if changed:

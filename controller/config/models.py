@@ -352,6 +352,9 @@ class Failsafe(Frozen):
     gcs_timeout_s: float = Field(gt=0, le=120)
     battery_low_action: int = Field(ge=0, le=7)
     battery_low_pct: float = Field(ge=0, lt=100)
+    #: FS_EKF_ACTION: what the vehicle does when its position estimate fails. 1 = LAND (ArduCopter's default);
+    #: set explicitly so a vehicle configured for ALT_HOLD (2) does not drift down with nobody flying it.
+    ekf_action: int = Field(default=1, ge=1, le=3)
 
 
 class LinkOverride(Frozen):

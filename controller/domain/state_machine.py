@@ -55,6 +55,31 @@ class StateMachine(Generic[S]):
         if not self.can(wanted):
             raise IllegalTransition(self.entity, self.entity_id, self._state, wanted)
 
+    def path_to(self, wanted: S) -> list[S] | None:
+        """The shortest legal sequence of states leading to `wanted` (empty if already there), or None.
+
+        For repairs, where the state the entity must reach is known but its way there was missed (a drone
+        found flying home that the controller still thought was in preflight goes through `enroute`).
+        """
+        if wanted == self._state:
+            return []
+        previous: dict[S, S | None] = {self._state: None}
+        frontier = [self._state]
+        while frontier:
+            nxt: list[S] = []
+            for s in frontier:
+                for t in sorted(self._table[s], key=lambda v: v.value):
+                    if t not in previous:
+                        previous[t] = s
+                        if t == wanted:
+                            out = [t]
+                            while (p := previous[out[-1]]) is not None and p != self._state:
+                                out.append(p)
+                            return out[::-1]
+                        nxt.append(t)
+            frontier = nxt
+        return None
+
     def advance(self, wanted: S, at: datetime, reason: str = "", actor: str = "system") -> Transition:
         self.check(wanted)
         previous = self._state

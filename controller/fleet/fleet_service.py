@@ -263,7 +263,9 @@ class FleetService:
     def mission_recalled(self, mission: Mission, reason: str) -> None:
         runner = self.runners.get(mission.id)
         if runner is not None:
-            runner.recall(reason)
+            runner.recall(reason)  # it brings the drone down (or stands it down) and reports it on the ground
+        else:  # nothing was flying it: a drone held in preflight can be stood down at once
+            self._spawn(self.reports.flight_landed(mission.drone_id, f"stood down: {reason}"), f"standdown-{mission.id}")
 
     def _run(self, mission: Mission, incident: Incident, resume: bool) -> None:
         for other in list(self.runners.values()):
@@ -296,6 +298,10 @@ class FleetService:
         if not up:
             self._spawn(self.reports.link_state(link.drone_id, False), f"link-{link.drone_id}")
             return
+        try:
+            link.heartbeat()  # at once: the vehicle's GCS failsafe (from our restart) clears before anything is asked
+        except LinkError:
+            pass
         self._spawn(self._configure(link), f"configure-{link.drone_id}")
         if self._reconciled:  # before that, the start-up reconciliation covers it
             self._spawn(self._reconcile_when_reporting(link), f"relink-{link.drone_id}")
@@ -324,6 +330,7 @@ class FleetService:
             ("FS_GCS_ENABLE", fs.gcs_enable),
             ("FS_GCS_TIMEOUT", fs.gcs_timeout_s),
             ("BATT_FS_LOW_ACT", fs.battery_low_action),
+            ("FS_EKF_ACTION", fs.ekf_action),
             ("RTL_ALT", self.config.policy.transit_altitude_m * 100),
             ("WPNAV_SPEED", model.cruise_speed_ms * 100),
             ("WPNAV_SPEED_UP", model.climb_rate_ms * 100),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +57,7 @@ TRANSIENT_ARM_REFUSALS = (
     "EKF",
     "GPS",
     "Logging not started",  # ArduPilot's logger starts a moment after boot (seen on a loaded SITL)
+    "GCS failsafe",  # clears with our heartbeats after a restart of the controller
 )
 
 
@@ -115,6 +117,11 @@ HANDED_OVER = "drone handed over to another mission"
 SEARCH_TRANSIT_M = 300.0
 #: The departure height counts as reached this far below it (the flight on then climbs on the way).
 DEPARTURE_SLACK_M = 1.5
+#: A mode change acknowledged by DO_SET_MODE shows in the heartbeat within this long (ArduCopter sends it at 1 Hz).
+MODE_REPORT_S = 1.5
+#: Armed and this high, or climbing this fast, a drone below GROUND_ALT_M is lifting off.
+LIFT_OFF_M = 0.3
+LIFT_OFF_CLIMB_MS = 0.3
 
 
 class MissionRunner:
@@ -135,6 +142,9 @@ class MissionRunner:
         self.ctx = ctx
         self._task: asyncio.Task[None] | None = None
         self._recall: str | None = None
+        #: Until then the reported mode may still be the one before our last mode change (see _set_mode_now).
+        self._mode_settles_at = 0.0
+        self._texts_seen = link.telemetry.texts_received
         self.finished = asyncio.Event()
 
     # --- control ------------------------------------------------------------------
@@ -190,7 +200,7 @@ class MissionRunner:
                 await self._come_home(f"battery reserve: {exc}")
             except FailsafeReturn as exc:
                 await self._step("failsafe", str(exc), ok=False)
-                await self.reports.flight_returning(m.id, str(exc))
+                await self.reports.flight_returning(m.id, str(exc), alert=True)
                 await self._wait_landed()
             except NoFlyViolation as exc:
                 await self._step("no-fly", str(exc), ok=False)
@@ -246,6 +256,7 @@ class MissionRunner:
             await self.link.command_long(
                 mavlink2.MAV_CMD_DO_SET_MODE, [CUSTOM_MODE_ENABLED, int(mode)], what=f"mode {mode.name}", timeout=1.0, retries=2
             )
+            self._mode_settles_at = time.monotonic() + MODE_REPORT_S  # the heartbeat showing it may lag the ACK
         except (CommandRejected, CommandTimeout):
             await self.link.set_mode(mode, timeout=1.0, retries=5)
 
@@ -330,10 +341,25 @@ class MissionRunner:
         if t.battery_pct <= floor:
             raise BatteryLow(f"{t.battery_pct:.0f}% left, the flight home needs {need:.0f}% + reserve")
 
-    def _check_mode(self) -> None:
+    def _check_mode(self, expected: CopterMode = CopterMode.GUIDED) -> None:
+        """The vehicle is in the mode this runner put it in; any other (RTL, LAND, ALT_HOLD after an EKF
+        failsafe, ...) means it took itself over: raise FailsafeReturn with what the vehicle said about it."""
         t = self.link.telemetry
-        if t.mode in FAILSAFE_MODES:
-            raise FailsafeReturn(f"vehicle switched to {CopterMode(t.mode).name} by itself (failsafe)")
+        if t.mode is None or t.mode == expected or time.monotonic() < self._mode_settles_at:
+            return
+        try:
+            name = CopterMode(t.mode).name
+        except ValueError:
+            name = f"mode {t.mode}"
+        said = self._new_warnings()
+        raise FailsafeReturn(f"vehicle switched to {name} by itself" + (f": {'; '.join(said)}" if said else " (failsafe)"))
+
+    def _new_warnings(self) -> list[str]:
+        """Warnings (STATUSTEXT, severity warning or worse) the vehicle sent since this runner last looked."""
+        t = self.link.telemetry
+        new = min(t.texts_received - self._texts_seen, len(t.texts))
+        self._texts_seen = t.texts_received
+        return [text for sev, text in (t.texts[-new:] if new > 0 else []) if sev <= mavlink2.MAV_SEVERITY_WARNING]
 
 
     async def _fly_route(
@@ -374,12 +400,14 @@ class MissionRunner:
         elapsed = 0.0
         link.send_position_target(lat, lon, alt)
 
-        def arrived_or_gone_home(t: Telemetry) -> bool:  # a failsafe ends the leg at once, not at the next re-send
-            return t.mode in FAILSAFE_MODES or (t.lat is not None and geo.equirectangular_m(t.lat, t.lon, lat, lon) <= radius)
+        def arrived_or_taken_over(t: Telemetry) -> bool:  # a failsafe ends the leg at once, not at the next re-send
+            if t.mode != CopterMode.GUIDED and time.monotonic() >= self._mode_settles_at:
+                return True
+            return t.lat is not None and geo.equirectangular_m(t.lat, t.lon, lat, lon) <= radius
 
         while True:
             try:
-                await link.wait_for(arrived_or_gone_home, p.target_resend_s, what)
+                await link.wait_for(arrived_or_taken_over, p.target_resend_s, what)
                 self._check_mode()
                 return
             except CommandTimeout:
@@ -525,17 +553,28 @@ class MissionRunner:
     # --- coming home ----------------------------------------------------------------
 
     async def _come_home(self, reason: str) -> None:
-        """Bring the drone down safely, whatever step it was in."""
+        """Bring the drone down safely, whatever step it was in, and report it on the ground."""
         t = self.link.telemetry
         airborne = t.armed and (t.alt_rel_m or 0) > GROUND_ALT_M
+        lifting = t.armed and ((t.alt_rel_m or 0) > LIFT_OFF_M or (t.climb_ms or 0) > LIFT_OFF_CLIMB_MS)
+        if not airborne and lifting:
+            # recalled during its take-off: it is just above its pad; bring it straight down there
+            await self._step("landing", f"recalled while lifting off: {reason}")
+            try:
+                await self.link.set_mode(CopterMode.LAND, **self._cmd())
+            except LinkError as exc:
+                await self._step("land command failed", str(exc), ok=False)
+            await self._wait_landed()
+            return
         if not airborne:
-            # Still on the ground: the centre has already stood the drone down; just make it safe.
+            # Still on the ground: make it safe, then tell the centre it can stand the drone down.
             if t.armed:
                 try:
                     await self.link.command_long(mavlink2.MAV_CMD_COMPONENT_ARM_DISARM, [0], what="disarm", **self._cmd())
                     await self._step("disarmed", f"stood down on the ground: {reason}")
                 except LinkError as exc:
                     await self._step("disarm failed", str(exc), ok=False)
+            await self.reports.flight_landed(self.mission.drone_id, f"stood down on the ground: {reason}")
             return
         await self.reports.flight_returning(self.mission.id, reason)
         while True:

@@ -73,8 +73,9 @@ class FlightReports(Protocol):
 
     async def flight_on_scene(self, mission_id: str, searching: bool = False) -> None: ...
 
-    async def flight_returning(self, mission_id: str, reason: str) -> None:
-        """The drone heads home (battery, failsafe, end of search); its incident gets another drone if still open."""
+    async def flight_returning(self, mission_id: str, reason: str, *, alert: bool = False) -> None:
+        """The drone heads home (battery, failsafe, end of search); its incident gets another drone if still open.
+        `alert`: the vehicle took itself over (a failsafe): people are told at once."""
 
     async def flight_landed(self, drone_id: str, reason: str = "landed") -> None:
         """Wheels down and disarmed (with or without a mission: a drone brought home after a reconciliation)."""

@@ -126,3 +126,23 @@ def test_contradictions() -> None:
     assert contradiction(D.STANDBY, None, landed()) is None
     assert contradiction(D.PREFLIGHT, M.ACCEPTED, armed_on_ground()) is None
     assert contradiction(D.RETURNING, None, flying(CopterMode.RTL)) is None  # being brought home
+
+
+# --- repairs across several steps (found by the chaos benchmark) --------------------------------------
+
+
+def test_repair_paths_go_through_the_states_that_were_missed() -> None:
+    from datetime import UTC, datetime
+
+    from controller.domain.entities import Drone, Mission
+
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    drone = Drone.new("X", at=at, state=D.PREFLIGHT, station_id="S", model="m", battery_pct=90.0, lat=0.0, lon=0.0)
+    assert drone.machine.path_to(D.RETURNING) == [D.ENROUTE, D.RETURNING]
+    assert drone.machine.path_to(D.PREFLIGHT) == []
+    m = Mission.new("M", at=at, state=M.ACCEPTED, incident_id="I", drone_id="X", station_id="S", expires_at=at,
+                    eta_s=1.0, distance_m=1.0, drone_prior_state=D.STANDBY)
+    assert m.machine.path_to(M.RETURNING) == [M.LAUNCHED, M.RETURNING]
+    done = Mission.new("N", at=at, state=M.COMPLETED, incident_id="I", drone_id="X", station_id="S", expires_at=at,
+                       eta_s=1.0, distance_m=1.0, drone_prior_state=D.STANDBY)
+    assert done.machine.path_to(M.RETURNING) is None

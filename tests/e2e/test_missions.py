@@ -205,13 +205,22 @@ async def test_gps_lost_on_scene_lands_there_and_is_replaced(world: World) -> No
         lambda: any(x.state is MissionState.OFFERED and x.drone_id != m.drone_id for x in w.rt.center.incident_missions(inc.id)),
         10, "another drone offered",
     )
-    # down at the scene, away from any station: out of service until someone recovers it
-    await w.until(lambda: m.state is MissionState.COMPLETED, 60, "landed")
+    # down at the scene, away from any station: the mission ended there (not "completed" as if it came home),
+    # the drone is out of service until someone recovers it, and commanders are told where it is
+    await w.until(lambda: m.state is MissionState.ABORTED, 60, "landed")
+    assert "landed away from any station" in (m.reason or "")
     drone = w.rt.center.drones[m.drone_id]
     assert drone.state is DroneState.MAINTENANCE
     assert geo.distance_m(drone.lat, drone.lon, inc.lat, inc.lon) < 30
     assert not await w.faults.armed(m.drone_id)
     assert (await steps(w, m.id))[-2:] == ["failsafe", "landed"]
+
+    async def alerts() -> list[str]:
+        db = w.rt.db
+        return [e.data["text"] for e in await db.read(lambda c: db.events_after(c, 0)) if e.type == "alert"]
+
+    texts = await w.eventually(alerts, lambda t: any("landed away from any station" in x for x in t), 5, "the alert")
+    assert any("EKF Failsafe" in x for x in texts), "the failsafe alert says what the vehicle said"
 
 
 

@@ -258,7 +258,8 @@ async def test_permanent_arm_refusal_fails_the_flight_to_maintenance(fly: Fly) -
     ((_, mission_id, reason, to_maintenance),) = reports.of("flight_failed")
     assert mission_id == "M-1" and to_maintenance is True
     assert "Compass not calibrated" in reason
-    assert reports.timeline() == ["step:preflight", "step:mode", "step:failed", "flight_failed"]
+    # ... and the drone on the ground is reported down (the centre keeps it in maintenance)
+    assert reports.timeline() == ["step:preflight", "step:mode", "step:failed", "flight_failed", "flight_landed"]
     assert reports.steps()["failed"][1] is False
     assert vehicle.sent(ARM) == [(1.0,)]  # a permanent refusal is not retried
     assert vehicle.sent(TAKEOFF) == [] and vehicle.targets == []
@@ -286,7 +287,7 @@ async def test_scene_in_a_no_fly_zone_blocks_the_incident_and_sends_no_target(fl
     runner = fly(vehicle, reports, mission(), inc, SIMPLE.context(HOME))
     await runner.finished.wait()
 
-    assert reports.timeline() == ["step:preflight", "step:no-fly", "block_incident", "flight_failed"]
+    assert reports.timeline() == ["step:preflight", "step:no-fly", "block_incident", "flight_failed", "flight_landed"]
     ((_, incident_id, why),) = reports.of("block_incident")
     assert incident_id == "INC-1" and "square" in why
     ((_, _, reason, to_maintenance),) = reports.of("flight_failed")

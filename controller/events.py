@@ -58,25 +58,63 @@ class Event:
 #: Decides whether a subscriber receives an event.
 EventFilter = Callable[[Event], bool]
 
+#: A subscriber may fall this far behind (events queued, or bytes of their wire form) before it is cut off.
+QUEUE_MAX_EVENTS = 20_000
+QUEUE_MAX_BYTES = 8 * 1024 * 1024
+
+
+class EventQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """An asyncio.Queue of (event, wire) items that counts the bytes of the wire strings it holds."""
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)  # type: ignore[misc]
+        self.bytes = 0
+
+    def _put(self, item: tuple[Event, str] | None) -> None:
+        super()._put(item)  # type: ignore[misc]
+        if item is not None:
+            self.bytes += len(item[1])
+
+    def _get(self) -> tuple[Event, str] | None:
+        item = super()._get()  # type: ignore[misc]
+        if item is not None:
+            self.bytes -= len(item[1])
+        return item
+
 
 @dataclass(eq=False)
 class Subscription:
-    """A subscriber's bounded queue. Overflow ends the subscription; the client resumes by sequence number."""
+    """A subscriber's queue, bounded in events and in bytes.
+
+    A subscriber that falls further behind is cut off: what it had queued is dropped at once (the memory
+    goes now, not when its socket finally closes), the queue ends with `None`, and `overflow` is set so
+    whoever serves it can close it even while blocked on a slow socket. The client resumes by sequence number.
+    """
 
     accepts: EventFilter
-    queue: asyncio.Queue[tuple[Event, str] | None] = field(default_factory=lambda: asyncio.Queue(maxsize=20000))
+    max_events: int = QUEUE_MAX_EVENTS
+    max_bytes: int = QUEUE_MAX_BYTES
+    queue: EventQueue = field(default_factory=EventQueue)
     overflowed: bool = False
+    overflow: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, event: Event, wire: str) -> None:
         if self.overflowed or not self.accepts(event):
             return
-        try:
-            self.queue.put_nowait((event, wire))
-        except asyncio.QueueFull:
-            self.overflowed = True
-            log.warning("event subscriber fell behind by %d events; closing it", self.queue.qsize())
+        if self.queue.qsize() >= self.max_events or self.queue.bytes + len(wire) > self.max_bytes:
+            self._cut_off()
+            return
+        self.queue.put_nowait((event, wire))
+
+    def _cut_off(self) -> None:
+        self.overflowed = True
+        log.warning(
+            "event subscriber fell behind by %d events (%d bytes); closing it", self.queue.qsize(), self.queue.bytes
+        )
+        while not self.queue.empty():
             self.queue.get_nowait()
-            self.queue.put_nowait(None)
+        self.queue.put_nowait(None)
+        self.overflow.set()
 
 
 class EventBus:
@@ -108,8 +146,10 @@ class EventBus:
             for sub in self._subscribers:
                 sub.offer(event, wire)
 
-    def subscribe(self, accepts: EventFilter) -> Subscription:
-        sub = Subscription(accepts)
+    def subscribe(
+        self, accepts: EventFilter, max_events: int = QUEUE_MAX_EVENTS, max_bytes: int = QUEUE_MAX_BYTES
+    ) -> Subscription:
+        sub = Subscription(accepts, max_events, max_bytes)
         self._subscribers.add(sub)
         return sub
 
@@ -119,6 +159,23 @@ class EventBus:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    def replay_page(self, since: int, limit: int) -> list[Event] | None:
+        """At most `limit` published events with seq > since, oldest first; None when the ring no longer
+        reaches back that far (read the database instead)."""
+        if since >= self.last_published_seq:
+            return []
+        ring = self._ring
+        if not ring or ring[0].seq > since + 1:  # type: ignore[operator]
+            return None
+        lo, hi = 0, len(ring)
+        while lo < hi:  # first event with seq > since
+            mid = (lo + hi) // 2
+            if ring[mid].seq <= since:  # type: ignore[operator]
+                lo = mid + 1
+            else:
+                hi = mid
+        return [ring[i] for i in range(lo, min(lo + limit, len(ring)))]
 
     def replay_from_memory(self, since: int) -> list[Event] | None:
         """Published events with seq > since, or None when the ring no longer reaches back that far."""

@@ -10,7 +10,8 @@ from fastapi.staticfiles import StaticFiles
 
 from controller import __version__
 from controller.api import errors
-from controller.api.deps import ANY_ROLE, require
+from controller.api.deps import PEOPLE, require
+from controller.api.errors import AUTH, responses
 from controller.api.routes import events_ws, fleet, incidents, missions, pages, video, hotspots
 from controller.api.routes.pages import STATIC_DIR
 from controller.auth import Principal, Role
@@ -31,10 +32,21 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
     app = FastAPI(
         title="dronefleet",
         version=__version__,
-        description="Police drone fleet controller: dispatch, flight, video and search.",
+        description=(
+            "Police drone fleet controller: dispatch, flight, video and search.\n\n"
+            "Every call but /health and the pages needs `Authorization: Bearer TOKEN`. Roles: commander and admin "
+            "(everything; only admin switches maintenance), pilot (its own station), search_team (missing-person "
+            "searches and hotspots), drone (publishes its own video, nothing else).\n\n"
+            "Errors are JSON: `{\"detail\": reason, \"error\": slug}`, or for 422 `{\"detail\": [{\"loc\", \"msg\", "
+            "\"type\"}]}` naming each bad field. Bodies are at most 64 KiB (413) and must arrive within 15 s (408).\n\n"
+            "Event stream: WebSocket `/api/v1/events?since=SEQ&station=ID&incident=ID` (see the events module: close "
+            "codes 4400 bad parameter, 4401/4403 auth, 4410 since too old for the role, 4429 too many streams or "
+            "replays, 1013 fell behind: reconnect with since)."
+        ),
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.state.streams = events_ws.StreamRegistry()
     errors.install(app)
     for module in (incidents, missions, fleet, events_ws, video, hotspots, pages):
         app.include_router(module.router)
@@ -50,7 +62,7 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             "last_event_seq": center.bus.last_published_seq,
         }
 
-    @app.get("/api/v1/metrics", tags=["system"])
+    @app.get("/api/v1/metrics", tags=["system"], responses=responses(*AUTH, 422))
     async def metrics(reset: bool = False, who: Principal = Depends(require(Role.COMMANDER, Role.ADMIN))) -> dict:
         """Event-loop lag and throughput counters (`reset=true` starts a new lag window)."""
         center = rt.center
@@ -78,8 +90,8 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             rt.lag.reset()
         return out
 
-    @app.get("/api/v1/ui-config", tags=["system"])
-    async def ui_config(who: Principal = Depends(require(*ANY_ROLE))) -> dict:
+    @app.get("/api/v1/ui-config", tags=["system"], responses=responses(*AUTH))
+    async def ui_config(who: Principal = Depends(require(*PEOPLE))) -> dict:
         """What the browser pages need to draw the map: tiles (optional), centre, no-fly zones."""
         return {
             "tile_url": rt.settings.map_tile_url,
@@ -89,8 +101,8 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             "city": rt.config.city.name,
         }
 
-    @app.get("/api/v1/me", tags=["system"])
-    async def me(who: Principal = Depends(require(*ANY_ROLE))) -> dict:
+    @app.get("/api/v1/me", tags=["system"], responses=responses(*AUTH))
+    async def me(who: Principal = Depends(require(*PEOPLE))) -> dict:
         return {"role": who.role.value, "name": who.name, "station_id": who.station_id}
 
     return app

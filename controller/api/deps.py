@@ -44,5 +44,9 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
     return check
 
 
-ANY_ROLE = tuple(Role)
+#: People: every role but a drone's own credential, which may only publish that drone's video
+#: (POST /api/v1/video/publish/{its id}) and read nothing.
+PEOPLE = (Role.COMMANDER, Role.ADMIN, Role.PILOT, Role.SEARCH_TEAM)
+#: Kept for callers of the old name: "any role" never included drones in intent; now it says so.
+ANY_ROLE = PEOPLE
 COMMAND = (Role.COMMANDER, Role.ADMIN)

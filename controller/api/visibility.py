@@ -26,6 +26,8 @@ def check_mission(who: Principal, station_id: str, incident_category: str | None
 
 def event_filter(who: Principal, station: str | None, incident: str | None):
     """Build the predicate for one WebSocket subscriber from its role and its requested filters."""
+    if who.role is Role.DRONE:
+        raise Forbidden("drone tokens may only publish video; they get no event stream")
     if who.role is Role.PILOT:
         if station is not None and station != who.station_id:
             raise Forbidden(f"a pilot of {who.station_id} cannot subscribe to station {station}")

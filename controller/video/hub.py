@@ -93,6 +93,46 @@ class ViewerSession:
     created_at: float = field(default_factory=time.monotonic)
 
 
+class BadOffer(VideoError):
+    """The offer itself is unusable; `field` names the request field at fault (sdp or kinds)."""
+
+    def __init__(self, message: str, field: str = "sdp") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_offer(sdp: str, kinds: list[str] | None = None) -> None:
+    """Refuse an offer the hub could not serve, before anything is opened or replaced.
+
+    Only video sections, each with ICE credentials, a DTLS fingerprint and a codec the relay forwards;
+    for a publisher, one camera kind per video section. aiortc accepts some of these (an offer without
+    media, or without a fingerprint) and fails later in the background, leaving a connection behind.
+    """
+    from aiortc.sdp import SessionDescription
+
+    try:
+        desc = SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc's parser asserts and raises ValueError/IndexError on junk
+        why = str(exc).strip()
+        raise BadOffer(f"not a valid SDP offer{': ' + why[:120] if why else ''}") from None
+    others = sorted({m.kind for m in desc.media if m.kind != "video"})
+    if others:
+        raise BadOffer(f"only video sections are accepted; the offer also has {', '.join(others)}")
+    video = list(desc.media)
+    if not video:
+        raise BadOffer("the offer has no video section (m=video)")
+    if kinds is not None and len(video) != len(kinds):
+        raise BadOffer(f"kinds names {len(kinds)} cameras but the offer has {len(video)} video sections", "kinds")
+    for i, m in enumerate(video):
+        if not (m.ice.usernameFragment and m.ice.password):
+            raise BadOffer(f"video section {i} has no ICE credentials (a=ice-ufrag, a=ice-pwd)")
+        if not m.dtls.fingerprints:
+            raise BadOffer(f"video section {i} has no DTLS fingerprint (a=fingerprint)")
+        codecs = {c.mimeType.split("/")[-1].upper() for c in m.rtp.codecs}
+        if not codecs & set(RELAY_CODECS):
+            raise BadOffer(f"video section {i} offers none of the codecs the relay forwards ({', '.join(RELAY_CODECS)})")
+
+
 def _sdp_mids(sdp: str) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in sdp.splitlines() if line.startswith("a=mid:")]
 
@@ -119,7 +159,8 @@ class VideoHub:
         """Accept a drone's offer. `kinds[i]` names the i-th video section (visible / thermal)."""
         for kind in kinds:
             if kind not in KINDS:
-                raise VideoError(f"unknown camera kind {kind!r}; expected one of {', '.join(KINDS)}")
+                raise BadOffer(f"unknown camera kind {kind!r}; expected one of {', '.join(KINDS)}", "kinds")
+        check_offer(offer_sdp, kinds)  # a bad offer leaves the drone's current connection alone
         old = self.publishers.pop(drone_id, None)
         if old is not None:
             await self._close_publisher(old, "replaced by a new connection")
@@ -149,8 +190,12 @@ class VideoHub:
             answer = await pc.createAnswer()
             await asyncio.wait_for(pc.setLocalDescription(answer), NEGOTIATION_TIMEOUT_S)
         except Exception as exc:
-            self.publishers.pop(drone_id, None)
-            await pc.close()
+            if self.publishers.get(drone_id) is session:
+                self.publishers.pop(drone_id, None)
+            if session.feeds:
+                await self._close_publisher(session, "offer refused")
+            else:
+                await pc.close()
             raise VideoError(f"cannot accept {drone_id}'s video offer: {exc}") from exc
         log.info("video: %s publishing %s", drone_id, ", ".join(kinds))
         return pc.localDescription.sdp
@@ -229,6 +274,7 @@ class VideoHub:
         feed = self.feeds.get((drone_id, kind))
         if feed is None:
             raise NoSuchFeed(f"{drone_id} has no live {kind} feed")
+        check_offer(offer_sdp)
         pc = RTCPeerConnection()
         viewer = ViewerSession(f"v{next(self._ids)}", who, drone_id, kind, pc)
         self.viewers[viewer.id] = viewer

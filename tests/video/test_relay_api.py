@@ -99,7 +99,22 @@ async def test_search_team_sees_the_drones_of_its_search(runtime: Runtime, live_
     await pub.stop()
 
 
+async def fly(runtime: Runtime, base: str) -> str:
+    """Send the drone out on a mission (the flight layer's reports, no fleet here); returns the mission id."""
+    s = runtime.config.station(support.STATION_A)
+    async with httpx.AsyncClient(base_url=base) as c:
+        r = await c.post("/api/v1/incidents", json={"grade": 2, "category": "fire", "lat": s.lat + 0.003, "lon": s.lon},
+                         headers=auth("commander"))
+        (m,) = runtime.center.incident_missions(r.json()["id"])
+        assert m.drone_id == DRONE
+        assert (await c.post(f"/api/v1/missions/{m.id}/accept", headers=auth("pilot_a"))).status_code == 200
+    await runtime.center.reports.flight_launched(m.id)
+    await runtime.center.reports.flight_returning(m.id, "test: done")
+    return m.id
+
+
 async def test_feeds_end_when_the_drone_lands_and_nothing_leaks(runtime: Runtime, live_url: str) -> None:
+    await fly(runtime, live_url)  # airborne, so that it can land
     baseline = len(asyncio.all_tasks())
     pub = await publish(runtime, live_url, kinds=("visible", "thermal"))
     assert {k for (_, k) in runtime.video.hub.feeds} == {"visible", "thermal"}

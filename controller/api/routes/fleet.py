@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query
 
-from controller.api.deps import ANY_ROLE, require, runtime
-from controller.api.schemas import MaintenanceRequest
+from controller.api.deps import PEOPLE, require, runtime
+from controller.api.errors import AUTH, BODY, responses
+from controller.api.schemas import IdPath, IdQuery, MaintenanceRequest
 from controller.auth import Principal, Role
 from controller.domain.errors import Forbidden, NotFound
 from controller.domain.states import DroneState
@@ -14,9 +17,11 @@ from controller.views import DroneOut, StationOut, drone_view
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 
+DroneId = Annotated[str, IdPath("drone")]
 
-@router.get("/stations", response_model=list[StationOut])
-async def list_stations(rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))) -> list[dict]:
+
+@router.get("/stations", response_model=list[StationOut], responses=responses(*AUTH))
+async def list_stations(rt: Runtime = Depends(runtime), who: Principal = Depends(require(*PEOPLE))) -> list[dict]:
     view = rt.center.view
     now = view.clock()
     return [
@@ -33,12 +38,12 @@ async def list_stations(rt: Runtime = Depends(runtime), who: Principal = Depends
     ]
 
 
-@router.get("/drones", response_model=list[DroneOut])
+@router.get("/drones", response_model=list[DroneOut], responses=responses(*AUTH, 422))
 async def list_drones(
-    station: str | None = Query(default=None, max_length=64),
+    station: str | None = IdQuery("station"),
     state: list[DroneState] = Query(default=[]),
     rt: Runtime = Depends(runtime),
-    who: Principal = Depends(require(*ANY_ROLE)),
+    who: Principal = Depends(require(*PEOPLE)),
 ) -> list[dict]:
     """Live state of every drone. Pilots see their own station's drones."""
     if who.role is Role.PILOT:
@@ -53,8 +58,8 @@ async def list_drones(
     ]
 
 
-@router.get("/drones/{drone_id}", response_model=DroneOut)
-async def get_drone(drone_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))) -> dict:
+@router.get("/drones/{drone_id}", response_model=DroneOut, responses=responses(*AUTH, 404, 422))
+async def get_drone(drone_id: DroneId, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*PEOPLE))) -> dict:
     drone = rt.center.view.drones.get(drone_id)
     if drone is None:
         raise NotFound("drone", drone_id)
@@ -63,9 +68,9 @@ async def get_drone(drone_id: str, rt: Runtime = Depends(runtime), who: Principa
     return drone_view(drone)
 
 
-@router.post("/drones/{drone_id}/maintenance", response_model=DroneOut)
+@router.post("/drones/{drone_id}/maintenance", response_model=DroneOut, responses=responses(*AUTH, 404, 409, *BODY, 503))
 async def set_maintenance(
-    drone_id: str,
+    drone_id: DroneId,
     body: MaintenanceRequest,
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(Role.ADMIN)),

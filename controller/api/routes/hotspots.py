@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import NotRequired
 
 from controller import geo
 from controller.api.deps import require, runtime
+from controller.api.errors import AUTH, BODY, field_error, responses
+from controller.api.schemas import Checked, IdPath, IdQuery, Text
 from controller.auth import Principal, Role
 from controller.hotspots.exports import geojson, kml
 from controller.hotspots.records import HotspotRecord, HotspotStatus, HotspotView
@@ -20,6 +22,12 @@ router = APIRouter(prefix="/api/v1", tags=["hotspots"])
 
 VIEWERS = (Role.COMMANDER, Role.ADMIN, Role.SEARCH_TEAM)
 
+HotspotId = Annotated[str, IdPath("hotspot")]
+FromLat = Query(default=None, ge=-90, le=90, allow_inf_nan=False, description="the team's latitude, for distance and bearing")
+FromLon = Query(default=None, ge=-180, le=180, allow_inf_nan=False, description="the team's longitude (with from_lat)")
+GEOJSON = "application/geo+json"
+KML = "application/vnd.google-earth.kml+xml"
+
 
 class HotspotOut(HotspotView):
     """A hotspot for a team: its view, a navigation link, and distance and bearing from the team if it said where it is."""
@@ -29,10 +37,9 @@ class HotspotOut(HotspotView):
     bearing_deg: NotRequired[float]
 
 
-class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StatusChange(Checked):
     status: Literal["confirmed", "dismissed", "found"]
-    note: str = Field(default="", max_length=500)
+    note: str = Text(default="", max_length=500)
 
 
 def _service(rt: Runtime) -> HotspotService:
@@ -56,37 +63,55 @@ def _filtered(
     return svc.list(incident, frozenset(s.value for s in status))
 
 
-@router.get("/hotspots", response_model=list[HotspotOut])
+@router.get("/hotspots", response_model=list[HotspotOut], responses=responses(*AUTH, 422, 503))
 async def list_hotspots(
-    incident: str | None = Query(default=None, max_length=32),
+    incident: str | None = IdQuery("incident"),
     status: list[HotspotStatus] = Query(default=[]),
-    from_lat: float | None = Query(default=None, ge=-90, le=90, description="the team's position, for distance and bearing"),
-    from_lon: float | None = Query(default=None, ge=-180, le=180),
+    from_lat: float | None = FromLat,
+    from_lon: float | None = FromLon,
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(*VIEWERS)),
 ) -> list[dict]:
     if (from_lat is None) != (from_lon is None):
-        raise HTTPException(422, "from_lat and from_lon go together")
+        missing = "from_lon" if from_lon is None else "from_lat"
+        raise field_error(["query", missing], "from_lat and from_lon go together: give both or neither")
     origin = (from_lat, from_lon) if from_lat is not None and from_lon is not None else None
     return [_out(r, origin) for r in _filtered(_service(rt), incident, status)]
 
 
-@router.get("/hotspots.geojson")
+@router.get(
+    "/hotspots.geojson",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "a GeoJSON FeatureCollection of Point features (RFC 7946)",
+            "content": {GEOJSON: {"schema": {"type": "object", "required": ["type", "features"], "properties": {
+                "type": {"type": "string", "enum": ["FeatureCollection"]}, "features": {"type": "array", "items": {"type": "object"}}
+            }}}},
+        },
+        **responses(*AUTH, 422, 503),
+    },
+)
 async def hotspots_geojson(
-    incident: str | None = Query(default=None, max_length=32),
+    incident: str | None = IdQuery("incident"),
     status: list[HotspotStatus] = Query(default=[]),
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(*VIEWERS)),
 ) -> Response:
-    import json
-
     body = json.dumps(geojson(_filtered(_service(rt), incident, status)))
-    return Response(body, media_type="application/geo+json")
+    return Response(body, media_type=GEOJSON)
 
 
-@router.get("/hotspots.kml")
+@router.get(
+    "/hotspots.kml",
+    response_class=Response,
+    responses={
+        200: {"description": "a KML 2.2 document, one Placemark per hotspot", "content": {KML: {"schema": {"type": "string"}}}},
+        **responses(*AUTH, 422, 503),
+    },
+)
 async def hotspots_kml(
-    incident: str | None = Query(default=None, max_length=32),
+    incident: str | None = IdQuery("incident"),
     status: list[HotspotStatus] = Query(default=[]),
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(*VIEWERS)),
@@ -94,26 +119,36 @@ async def hotspots_kml(
     title = f"dronefleet hotspots {incident}" if incident else "dronefleet hotspots"
     return Response(
         kml(_filtered(_service(rt), incident, status), title),
-        media_type="application/vnd.google-earth.kml+xml",
+        media_type=KML,
         headers={"Content-Disposition": 'attachment; filename="hotspots.kml"'},
     )
 
 
-@router.get("/hotspots/{hotspot_id}", response_model=HotspotOut)
+@router.get("/hotspots/{hotspot_id}", response_model=HotspotOut, responses=responses(*AUTH, 404, 422, 503))
 async def get_hotspot(
-    hotspot_id: str,
-    from_lat: float | None = Query(default=None, ge=-90, le=90),
-    from_lon: float | None = Query(default=None, ge=-180, le=180),
+    hotspot_id: HotspotId,
+    from_lat: float | None = FromLat,
+    from_lon: float | None = FromLon,
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(*VIEWERS)),
 ) -> dict:
+    if (from_lat is None) != (from_lon is None):
+        missing = "from_lon" if from_lon is None else "from_lat"
+        raise field_error(["query", missing], "from_lat and from_lon go together: give both or neither")
     origin = (from_lat, from_lon) if from_lat is not None and from_lon is not None else None
     return _out(_service(rt).get(hotspot_id), origin)
 
 
-@router.get("/hotspots/{hotspot_id}/thumbnail.png")
+@router.get(
+    "/hotspots/{hotspot_id}/thumbnail.png",
+    response_class=Response,
+    responses={
+        200: {"description": "the thermal crop around the hotspot", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        **responses(*AUTH, 404, 422, 503),
+    },
+)
 async def hotspot_thumbnail(
-    hotspot_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*VIEWERS))
+    hotspot_id: HotspotId, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*VIEWERS))
 ) -> Response:
     rec = _service(rt).get(hotspot_id)
     if not rec.thumbnail_png:
@@ -121,9 +156,9 @@ async def hotspot_thumbnail(
     return Response(rec.thumbnail_png, media_type="image/png", headers={"Cache-Control": "private, max-age=5"})
 
 
-@router.post("/hotspots/{hotspot_id}/status", response_model=HotspotOut)
+@router.post("/hotspots/{hotspot_id}/status", response_model=HotspotOut, responses=responses(*AUTH, 404, 409, *BODY, 503))
 async def set_hotspot_status(
-    hotspot_id: str,
+    hotspot_id: HotspotId,
     change: StatusChange,
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(*VIEWERS)),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query
 
-from controller.api.deps import ANY_ROLE, require, runtime
-from controller.api.schemas import AbortRequest, DeclineRequest
+from controller.api.deps import PEOPLE, require, runtime
+from controller.api.errors import AUTH, BODY, responses
+from controller.api.schemas import AbortRequest, DeclineRequest, IdPath, IdQuery
 from controller.api.visibility import check_mission
 from controller.auth import Principal, Role
 from controller.domain.categories import SEARCH_CATEGORY
@@ -17,6 +20,8 @@ from controller.views import MissionDetail, MissionOut, mission_view, offer_view
 
 router = APIRouter(prefix="/api/v1", tags=["missions"])
 
+MissionId = Annotated[str, IdPath("mission")]
+
 
 def _view(rt: Runtime, m: Mission) -> MissionOut:
     view = rt.center.view
@@ -24,16 +29,16 @@ def _view(rt: Runtime, m: Mission) -> MissionOut:
     return live or mission_view(m, view.clock())
 
 
-@router.get("/missions", response_model=list[MissionOut])
+@router.get("/missions", response_model=list[MissionOut], responses=responses(*AUTH, 422))
 async def list_missions(
     state: list[MissionState] = Query(default=[]),
-    station: str | None = Query(default=None, max_length=64),
-    incident: str | None = Query(default=None, max_length=32),
-    drone: str | None = Query(default=None, max_length=64),
+    station: str | None = IdQuery("station"),
+    incident: str | None = IdQuery("incident"),
+    drone: str | None = IdQuery("drone"),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=1_000_000),
     rt: Runtime = Depends(runtime),
-    who: Principal = Depends(require(*ANY_ROLE)),
+    who: Principal = Depends(require(*PEOPLE)),
 ) -> list[dict]:
     """Newest offer first. Pilots get their station's missions only (their offers: `?state=offered`)."""
     category = None
@@ -59,9 +64,9 @@ async def list_missions(
     return [_view(rt, m) for m in found]
 
 
-@router.get("/missions/{mission_id}", response_model=MissionDetail)
+@router.get("/missions/{mission_id}", response_model=MissionDetail, responses=responses(*AUTH, 404, 422))
 async def get_mission(
-    mission_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))
+    mission_id: MissionId, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*PEOPLE))
 ) -> dict:
     db = rt.db
 
@@ -81,17 +86,17 @@ async def get_mission(
     return {**view, "timeline": timeline, "steps": steps}
 
 
-@router.post("/missions/{mission_id}/accept", response_model=MissionOut)
+@router.post("/missions/{mission_id}/accept", response_model=MissionOut, responses=responses(*AUTH, 404, 409, *BODY, 503))
 async def accept_mission(
-    mission_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(Role.PILOT))
+    mission_id: MissionId, rt: Runtime = Depends(runtime), who: Principal = Depends(require(Role.PILOT))
 ) -> dict:
     """The station's pilot takes the mission; the drone starts its preflight."""
     return _view(rt, await rt.center.accept(mission_id, who))
 
 
-@router.post("/missions/{mission_id}/decline", response_model=MissionOut)
+@router.post("/missions/{mission_id}/decline", response_model=MissionOut, responses=responses(*AUTH, 404, 409, *BODY, 503))
 async def decline_mission(
-    mission_id: str,
+    mission_id: MissionId,
     body: DeclineRequest | None = None,
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(Role.PILOT)),
@@ -100,9 +105,9 @@ async def decline_mission(
     return _view(rt, await rt.center.decline(mission_id, who, body.reason if body else ""))
 
 
-@router.post("/missions/{mission_id}/abort", response_model=MissionOut)
+@router.post("/missions/{mission_id}/abort", response_model=MissionOut, responses=responses(*AUTH, 404, 409, *BODY, 503))
 async def abort_mission(
-    mission_id: str,
+    mission_id: MissionId,
     body: AbortRequest,
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(Role.COMMANDER, Role.ADMIN, Role.PILOT)),

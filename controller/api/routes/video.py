@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from controller.api.deps import ANY_ROLE, require, runtime
+from controller.api.deps import PEOPLE, require, runtime
+from controller.api.errors import AUTH, BODY, field_error, responses
+from controller.api.schemas import ID_MAX, ID_PATTERN, Checked, IdPath, Text
 from controller.auth import Principal, Role
 from controller.domain.errors import Forbidden, NotFound
 from controller.runtime import Runtime
-from controller.video.hub import NoSuchFeed, VideoError
+from controller.video.hub import BadOffer, NoSuchFeed, VideoError
 
 router = APIRouter(prefix="/api/v1/video", tags=["video"])
 
 Kind = Literal["visible", "thermal"]
 
 
-class PublishOffer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    sdp: str = Field(min_length=10, max_length=60_000)
+class PublishOffer(Checked):
+    sdp: str = Text(min_length=10, max_length=60_000, description="the SDP offer")
     type: Literal["offer"]
     kinds: list[Kind] = Field(min_length=1, max_length=2, description="camera of each video section, in order")
 
 
-class WatchOffer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    drone_id: str = Field(min_length=1, max_length=64)
+class WatchOffer(Checked):
+    drone_id: str = Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
     kind: Kind = "visible"
-    sdp: str = Field(min_length=10, max_length=60_000)
+    sdp: str = Text(min_length=10, max_length=60_000, description="the SDP offer")
     type: Literal["offer"]
 
 
@@ -39,6 +39,15 @@ class Answer(BaseModel):
     viewer_id: str | None = None
 
 
+class FeedOut(BaseModel):
+    drone_id: str
+    kind: str
+    codec: str
+    viewers: int
+    frames: int
+    station_id: str | None
+
+
 def _video(rt: Runtime):  # noqa: ANN202
     service = rt.video
     if service is None:
@@ -46,11 +55,23 @@ def _video(rt: Runtime):  # noqa: ANN202
     return service
 
 
-@router.post("/publish/{drone_id}", response_model=Answer)
+def _refused(exc: VideoError) -> HTTPException:
+    field = exc.field if isinstance(exc, BadOffer) else "sdp"
+    return field_error(["body", field], str(exc))
+
+
+@router.post("/publish/{drone_id}", response_model=Answer, responses=responses(*AUTH, 404, *BODY, 503))
 async def publish(
-    drone_id: str, body: PublishOffer, rt: Runtime = Depends(runtime), who: Principal = Depends(require(Role.DRONE))
+    drone_id: Annotated[str, IdPath("drone")],
+    body: PublishOffer,
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(Role.DRONE)),
 ) -> dict:
-    """A drone (with its own token) offers its cameras; the controller answers receive-only."""
+    """A drone (with its own token, for itself only) offers its cameras; the controller answers receive-only.
+
+    The offer must hold only video sections, one per entry of `kinds`, each with ICE credentials, a DTLS
+    fingerprint and VP8 or H264; anything else is 422 and leaves the drone's current connection as it was.
+    """
     if who.drone_id != drone_id:
         raise Forbidden(f"this token belongs to drone {who.drone_id}, not {drone_id}")
     if drone_id not in rt.center.view.drones:
@@ -58,13 +79,13 @@ async def publish(
     try:
         sdp = await _video(rt).hub.publish(drone_id, body.sdp, list(body.kinds))
     except VideoError as exc:
-        raise HTTPException(422, [{"loc": ["body", "sdp"], "msg": str(exc), "type": "value_error"}]) from None
+        raise _refused(exc) from None
     return {"sdp": sdp, "type": "answer"}
 
 
-@router.post("/watch", response_model=Answer)
+@router.post("/watch", response_model=Answer, responses=responses(*AUTH, 404, *BODY, 503))
 async def watch(
-    body: WatchOffer, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))
+    body: WatchOffer, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*PEOPLE))
 ) -> dict:
     """Watch one drone's camera: commanders any, pilots their station's drones, search teams their search's."""
     service = _video(rt)
@@ -76,12 +97,16 @@ async def watch(
     except NoSuchFeed as exc:
         raise HTTPException(404, str(exc)) from None
     except VideoError as exc:
-        raise HTTPException(422, [{"loc": ["body", "sdp"], "msg": str(exc), "type": "value_error"}]) from None
+        raise _refused(exc) from None
     return {"sdp": sdp, "type": "answer", "viewer_id": viewer_id}
 
 
-@router.delete("/viewers/{viewer_id}", status_code=204)
-async def leave(viewer_id: str, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))) -> None:
+@router.delete("/viewers/{viewer_id}", status_code=204, responses=responses(*AUTH, 404, 422, 503))
+async def leave(
+    viewer_id: Annotated[str, IdPath("viewer")],
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*PEOPLE)),
+) -> None:
     hub = _video(rt).hub
     viewer = hub.viewers.get(viewer_id)
     if viewer is None:
@@ -91,8 +116,8 @@ async def leave(viewer_id: str, rt: Runtime = Depends(runtime), who: Principal =
     await hub.leave(viewer_id)
 
 
-@router.get("/feeds")
-async def feeds(rt: Runtime = Depends(runtime), who: Principal = Depends(require(*ANY_ROLE))) -> list[dict]:
+@router.get("/feeds", response_model=list[FeedOut], responses=responses(*AUTH, 503))
+async def feeds(rt: Runtime = Depends(runtime), who: Principal = Depends(require(*PEOPLE))) -> list[dict]:
     """Live feeds the caller may watch."""
     service = _video(rt)
     out = []

@@ -37,7 +37,11 @@ class ApiClient {
       ws.onclose = (e) => {
         onStatus && onStatus(false, e.code);
         if (closed || e.code === 4401 || e.code === 4403) return;
-        setTimeout(open, retry); retry = Math.min(retry * 2, 10000);
+        // 4410: too far behind to replay; start from now (the page reloads its state on the next hello)
+        if (e.code === 4410 || e.code === 4400) lastSeq = null;
+        // 4429 (too many streams or replays) and 1013 (fell behind): give the server room before trying again
+        if (e.code === 4429 || e.code === 1013) retry = Math.max(retry, 5000);
+        setTimeout(open, retry); retry = Math.min(retry * 2, 30000);
       };
     };
     open();

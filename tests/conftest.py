@@ -66,6 +66,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="flight backend for the end-to-end tests: the built-in simulator, real ArduPilot SITL "
         "(ARDUPILOT_SITL_BIN and ARDUPILOT_SITL_DEFAULTS), or both (SITL skips when absent)",
     )
+    parser.addoption(
+        "--speedup", type=float, default=10.0,
+        help="simulated-time speed-up of the end-to-end tests' vehicles (their wall timeouts stretch below 10)",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -94,7 +94,13 @@ class World:
     speedup: float
     faults: Faults
 
+    @property
+    def slowdown(self) -> float:
+        """Wall timeouts are written for SPEEDUP; a slower world (e.g. SITL at speed-up 1) gets them stretched."""
+        return max(1.0, SPEEDUP / self.speedup)
+
     async def until(self, pred: Callable[[], Any], timeout: float, what: str) -> None:
+        timeout *= self.slowdown
         deadline = time.monotonic() + timeout
         while not pred():
             if time.monotonic() > deadline:
@@ -103,6 +109,7 @@ class World:
 
     async def eventually(self, read: Callable[[], Awaitable[T]], pred: Callable[[T], Any], timeout: float, what: str) -> T:
         """Poll an async read (the store, say) until `pred` holds: a state seen in memory is committed a moment later."""
+        timeout *= self.slowdown
         deadline = time.monotonic() + timeout
         while True:
             value = await read()

@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reads", type=int, default=600, help="API reads measured while the queue is full")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured with the queue full")
     parser.add_argument("--drones", type=int, default=140)
+    parser.add_argument("--fleet", choices=("sim", "none"), default="sim", help="simulated fleet, or none (dispatch only)")
+    parser.add_argument(
+        "--where", choices=("far", "near"), default="far",
+        help="far: the queued calls are beyond every drone; near: inside the city, more calls than drones (every drone "
+        "offered, offers expiring unanswered and passed on: the churn of a storm)",
+    )
     parser.add_argument("--seed", type=int, default=11)
 
 
@@ -59,6 +65,18 @@ def _configs(dest: Path, base_port: int) -> Path:
     flight["links"]["base_port"] = base_port
     (dest / "flight.yaml").write_text(yaml.safe_dump(flight))
     return dest
+
+
+def _city_points(cfg, n: int, rng: random.Random) -> list[tuple[float, float]]:  # noqa: ANN001
+    """Points 0.5-4 km from stations, over 350 m apart (no repeat-call merge): every one a drone can serve."""
+    stations = list(cfg.stations)
+    out: list[tuple[float, float]] = []
+    while len(out) < n:
+        s = rng.choice(stations)
+        p = geo.destination(s.lat, s.lon, rng.uniform(0, 360), rng.uniform(500, 4000))
+        if all(geo.equirectangular_m(p[0], p[1], a, b) > 350 for a, b in out[-400:]):
+            out.append(p)
+    return out
 
 
 async def _pilot_socket(url: str, token: str, waiters: dict[str, asyncio.Future]) -> None:
@@ -79,19 +97,19 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="dronefleet-surge-"))
     cfg_dir = _configs(tmp / "configs", free_base_port(args.drones))
     hdr = {"Authorization": f"Bearer {COMMANDER}"}
-    extra = ["--fleet", "sim", "--drones", str(args.drones)]
+    extra = ["--fleet", args.fleet, "--drones", str(args.drones)]
     with ControllerProcess(tokens, free_port(), extra, config_dir=cfg_dir) as ctl:
         limits = httpx.Limits(max_connections=args.clients + 8)
         async with httpx.AsyncClient(base_url=ctl.url, headers=hdr, timeout=60, limits=limits) as http:
             progress(f"controller with {args.drones} simulated drones up on {ctl.url}; waiting for the fleet")
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + (120 if args.fleet == "sim" else 0)
             while True:
                 fleet = (await http.get("/api/v1/metrics")).json().get("fleet", {})
                 if fleet.get("links_up", 0) >= args.drones or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
             progress(f"{fleet.get('links_up', 0)} links up; preloading {args.queued} calls from {args.clients} clients")
-            points = _remote_points(cfg, args.queued, rng)
+            points = _remote_points(cfg, args.queued, rng) if args.where == "far" else _city_points(cfg, args.queued, rng)
             queue: asyncio.Queue[tuple[int, tuple[float, float]]] = asyncio.Queue()
             for item in enumerate(points):
                 queue.put_nowait(item)
@@ -106,7 +124,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     r = await http.post("/api/v1/incidents", json=body)
                     post_ms.append((time.perf_counter() - t0) * 1000)
                     r.raise_for_status()
-                    ids.append(r.json()["id"])
+                    if r.status_code == 201:  # a repeat call merged (200) is the same incident
+                        ids.append(r.json()["id"])
 
             t0 = time.perf_counter()
             await asyncio.gather(*(poster() for _ in range(args.clients)))
@@ -178,6 +197,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "when": stamp(),
         "machine": machine(),
         "queued": args.queued,
+        "fleet": args.fleet,
+        "where": args.where,
         "preload": {"seconds": round(preload_s, 2), "per_s": round(len(ids) / preload_s, 1), "post_ms": percentiles(post_ms)},
         "window_s": args.window,
         "loop_lag_ms": lag,

@@ -18,5 +18,5 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     chosen = request.config.getoption("--backend")
     if chosen not in (backend, "both"):
         pytest.skip(f"--backend {chosen}")
-    async with flying_world(tmp_path, backend) as w:
+    async with flying_world(tmp_path, backend, speedup=request.config.getoption("--speedup")) as w:
         yield w

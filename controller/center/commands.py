@@ -238,15 +238,39 @@ class Commands:
         return await self._end_offer(m, M.DECLINED, who.actor, reason or "declined by pilot")
 
     async def expire_offer(self, mission_id: str) -> None:
-        m = self.state.missions.get(mission_id)
-        if m is None or m.state is not M.OFFERED:
-            return  # accepted, declined or withdrawn in the meantime
-        await self._end_offer(m, M.EXPIRED, "system", f"no answer within {self.config.policy.offer_timeout_s:g} s")
+        await self.expire_offers([mission_id])
+
+    async def expire_offers(self, mission_ids: list[str]) -> None:
+        """Offers whose deadline passed, ended together: one dispatch pass and one commit for all of them (offers
+        made in one burst expire in one burst; one pass each would hold the event loop for a second or more)."""
+        now = self.clock()
+        cs = Changeset()
+        reason = f"no answer within {self.config.policy.offer_timeout_s:g} s"
+        ended = []
+        for mission_id in mission_ids:
+            m = self.state.missions.get(mission_id)
+            if m is None or m.state is not M.OFFERED:
+                continue  # accepted, declined or withdrawn in the meantime
+            self._end_one(m, M.EXPIRED, "system", reason, now, cs)
+            ended.append(m)
+        if not ended:
+            return
+        self.passes.run(now, cs)
+        await self.journal.commit(cs)
+        for m in ended:
+            log.info("%s expired (%s); %s goes to the next drone", m.id, reason, m.incident_id)
 
     async def _end_offer(self, m: Mission, outcome: MissionState, actor: str, reason: str) -> Mission:
         m.machine.check(outcome)
         now = self.clock()
         cs = Changeset()
+        self._end_one(m, outcome, actor, reason, now, cs)
+        self.passes.run(now, cs)
+        await self.journal.commit(cs)
+        log.info("%s %s (%s); %s goes to the next drone", m.id, outcome.value, reason, m.incident_id)
+        return m
+
+    def _end_one(self, m: Mission, outcome: MissionState, actor: str, reason: str, now: datetime, cs: Changeset) -> None:
         self.ch.timers.disarm(m.id)
         self.ch.move(m.machine, outcome, now, cs, reason, actor)
         m.decided_at, m.decided_by, m.reason, m.updated_at = now, actor, reason, now
@@ -256,10 +280,6 @@ class Commands:
         if inc is not None:
             inc.excluded_drones.add(m.drone_id)
             self.ch.sync_status(inc, now, cs, f"{m.id} {outcome.value}", actor)
-        self.passes.run(now, cs)
-        await self.journal.commit(cs)
-        log.info("%s %s (%s); %s goes to the next drone", m.id, outcome.value, reason, m.incident_id)
-        return m
 
     async def abort(self, mission_id: str, who: Principal, reason: str) -> Mission:
         """Stop a mission at any step; an airborne drone comes home and the incident gets another drone."""

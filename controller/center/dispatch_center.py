@@ -172,8 +172,8 @@ class DispatchCenter:
         """A drone changed outside any command (its battery was set by hand, say): the next pass rebuilds it."""
         self.passes.touch(drone_id)
 
-    async def _expire(self, mission_id: str) -> None:
-        await self.commands.expire_offer(mission_id)
+    async def _expire(self, mission_ids: list[str]) -> None:
+        await self.commands.expire_offers(mission_ids)
 
     # --- reads -------------------------------------------------------------------------------------
 

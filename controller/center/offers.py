@@ -2,7 +2,8 @@
 
 Timers live on the event loop (`call_later`), not in tasks, so thousands of
 open offers cost nothing while they wait. Expiry itself is a command (it
-commits), so it runs as a tracked task that `close` waits for.
+commits), so it runs as a tracked task that `close` waits for; offers whose
+timers fire in the same moment (made in one burst) expire in one batch.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class OfferTimers:
-    def __init__(self, clock: Callable[[], datetime], expire: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, clock: Callable[[], datetime], expire: Callable[[list[str]], Awaitable[None]]) -> None:
         self._clock = clock
         self._expire = expire
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._due: list[str] = []
 
     def arm(self, m: Mission) -> None:
         delay = max(0.0, (m.expires_at - self._clock()).total_seconds())
@@ -42,7 +44,13 @@ class OfferTimers:
 
     def _fire(self, mission_id: str) -> None:
         self._timers.pop(mission_id, None)
-        self.spawn(self._expire(mission_id))
+        if not self._due:  # the first of a burst: the others firing in this loop turn join it
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._due.append(mission_id)
+
+    def _flush(self) -> None:
+        due, self._due = self._due, []
+        self.spawn(self._expire(due))
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

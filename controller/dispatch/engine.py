@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 IN_FLIGHT_ON_MISSION = frozenset({DroneState.ENROUTE, DroneState.ON_SCENE})
 REASONS_KEPT = 8
+#: Waiting calls a freed drone could serve that one incremental pass decides again (see decide).
+RETRY_CAP = 32
+RETRY_CAP_PER_FREED = 2
 _STATES = tuple(DroneState)
 _STATE_CODE = {s: i for i, s in enumerate(_STATES)}
 _AVAILABLE_CODE = np.array([s in AVAILABLE for s in _STATES])
@@ -421,7 +424,14 @@ class DispatchEngine(Dispatcher):
         eng = self._policy.engine
         if freed is not None:
             rest = [inc for inc in incidents if inc.id not in must]
-            incidents = [inc for inc in incidents if inc.id in must] + self._could_use(rest, drones, freed)
+            usable = self._could_use(rest, drones, freed)
+            cap = max(RETRY_CAP, RETRY_CAP_PER_FREED * len(freed))
+            if len(usable) > cap:
+                # A few freed drones and a queue of calls they could serve (a storm): decide again only the most
+                # urgent, oldest ones; grades come strictly first, so the rest would rank below them anyway, and
+                # they get the next freed drone. Deciding them all would stall the event loop for seconds.
+                usable = sorted(usable, key=lambda inc: (inc.grade, inc.created_at, inc.id))[:cap]
+            incidents = [inc for inc in incidents if inc.id in must] + usable
         order = sorted(incidents, key=lambda inc: (inc.grade, inc.created_at, inc.id))
         if not order:
             return []
@@ -546,7 +556,8 @@ class DispatchEngine(Dispatcher):
         if not len(cols):
             return []
         pairs = self._evaluate(incidents, fleet, cols, drones)
-        return [inc for r, inc in enumerate(incidents) if (pairs.code[r] == OK).any()]
+        ok = (pairs.code == OK).any(axis=1)
+        return [inc for inc, usable in zip(incidents, ok.tolist()) if usable]
 
     def _explain(
         self,

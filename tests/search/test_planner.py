@@ -15,8 +15,9 @@ from controller.domain.states import DroneState, MissionState
 from controller.search.coverage_plan import Footprint, covered_share, split_equal_area
 from controller.search.plan import SearchPlan
 from controller.search.planner import MIN_SPLIT_WAYPOINTS, PlannedShare, SearchPlanner
+from tests import support
 
-CFG = load_config("/work/main/configs")
+CFG = load_config(support.CONFIGS)
 FRAME = CFG.frame
 SEARCH = CFG.policy.search
 MODEL = CFG.drone_models["m30t"]

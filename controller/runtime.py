@@ -145,6 +145,7 @@ class Runtime:
         if self.fleet is not None:
             await self.fleet.start()
             self.center.observers.append(self.fleet)
+            self.center.control.flight = self.fleet
         if self.hotspots is not None:
             await self.hotspots.start()
         # Everything built so far lives as long as the process. Freezing it keeps the cyclic garbage
@@ -161,6 +162,7 @@ class Runtime:
             await self.hotspots.stop()
         if self.fleet is not None:
             self.center.observers.remove(self.fleet)
+            self.center.control.flight = None
             await self.fleet.stop()
         if self.backend is not None:
             await self.backend.stop()

@@ -220,3 +220,75 @@ def drone_view(d: Drone) -> DroneOut:
         "mission_id": d.mission_id,
         "updated_at": iso(d.updated_at),
     }
+
+
+# --- pilot control (issue 17) -------------------------------------------------------------------
+
+
+class HolderOut(TypedDict):
+    name: str
+    role: str
+
+
+class GeofenceOut(TypedDict):
+    lat: float
+    lon: float
+    radius_m: float
+
+
+class ControlLimitsOut(TypedDict):
+    min_alt_m: float
+    max_alt_m: float
+    min_orbit_radius_m: float
+    max_orbit_radius_m: float
+    max_speed_ms: float
+    geofence: GeofenceOut
+    nofly_buffer_m: Annotated[float, Field(description="targets keep this far from no-fly zones; legs and orbits half of it")]
+
+
+class ControlOut(TypedDict):
+    drone_id: str
+    mission_id: Annotated[str | None, Field(description="the mission in flight (null: none, nobody holds control)")]
+    holder: HolderOut | None
+    since: str | None
+    taken_over_from: HolderOut | None
+    mode: Annotated[str, Field(description="controller: the controller flies its plan; pilot: a pilot directs the flight")]
+    paused_sweep: bool
+    limits: ControlLimitsOut
+
+
+class CommandOut(TypedDict):
+    id: Annotated[str, Field(description="a fresh id for this command")]
+    kind: str
+    drone_id: str
+    mission_id: str
+    by: HolderOut
+    accepted: bool
+    detail: str
+    acked_in_ms: Annotated[float, Field(description="API to the vehicle's last acknowledgement, milliseconds")]
+
+
+class FlightOut(TypedDict):
+    mission_id: str
+    drone_id: str
+    state: str
+    lat: float | None
+    lon: float | None
+    alt_m: float | None
+    ground_speed_ms: float | None
+    heading_deg: float | None
+    battery_pct: float | None
+    mode: Annotated[str | None, Field(description="the vehicle's flight mode (ArduCopter's name)")]
+    armed: bool
+    link_up: bool
+    heartbeat_age_s: float | None
+    return_to: Annotated[str | None, Field(description="where the return rule takes it: a station id, or home")]
+    return_need_pct: Annotated[float | None, Field(description="battery the way home takes from here (before the reserve)")]
+    return_s: Annotated[float | None, Field(description="seconds the way home takes from here")]
+    phase: str | None
+    piloted: bool
+    paused_sweep: bool
+    target: Annotated[list[float] | None, Field(description="the pilot's target [lat, lon, alt_m]")]
+    scene: Annotated[list[float], Field(description="[lat, lon] of the incident")]
+    route: Annotated[list[list[float]], Field(description="path ahead [[lat, lon], ...]")]
+    track: Annotated[list[list[float]], Field(description="recent positions [[lat, lon, alt_m], ...], oldest first")]

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.center import ServiceUnavailable
+from controller.control.commands import CommandRefused
 from controller.domain.errors import Conflict, Forbidden, IllegalTransition, NotFound
 
 MAX_BODY_BYTES = 64 * 1024
@@ -45,7 +46,9 @@ SLUGS = {
     415: "unsupported_media_type",
     422: "invalid",
     429: "too_many_requests",
+    502: "vehicle_refused",
     503: "unavailable",
+    504: "vehicle_timeout",
 }
 
 
@@ -128,7 +131,9 @@ _DESCRIPTIONS = {
     408: "the request body did not arrive in time",
     409: "not possible in the object's current state",
     413: f"request body over {MAX_BODY_BYTES} bytes",
+    502: "the vehicle refused the command (its reason is quoted)",
     503: "the service this needs is not running in this controller",
+    504: "the vehicle did not acknowledge the command in time",
 }
 
 
@@ -186,6 +191,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return _problem(409, "conflict", safe_text(str(exc)))
+
+    @app.exception_handler(CommandRefused)
+    async def _refused(_: Request, exc: CommandRefused) -> JSONResponse:
+        if exc.status == 422:  # a value outside the configured limits: named like any bad field
+            loc = ["body", exc.field] if exc.field else ["body"]
+            return JSONResponse({"detail": validation_errors([{"loc": loc, "msg": exc.detail, "type": "value_error"}])}, status_code=422)
+        return _problem(exc.status, SLUGS.get(exc.status, "error"), safe_text(exc.detail))
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:

@@ -197,3 +197,76 @@ def _instant(value: datetime | None) -> datetime | None:
 
 #: A query instant: ISO 8601; without a zone it is UTC; must lie within years 1 to 9999 once in UTC.
 Instant = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_instant)]
+
+
+# --- pilot commands (POST /drones/{id}/commands): one body per kind, told apart by `kind` ----------------------
+
+#: Heights and radii here are only bounded to sane numbers; the configured limits (dispatch.yaml `control:`) are
+#: checked by the controller, which names the field in its 422 as well.
+AltM = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=1000, description="metres above home")]
+
+
+class CommandFields(BaseModel):
+    """A command body: no unknown fields, finite JSON numbers (no free text, so no text check, which a
+    discriminator field cannot carry)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class FlyToBody(CommandFields):
+    kind: Literal["fly_to"]
+    lat: Lat
+    lon: Lon
+    alt_m: AltM | None = Field(default=None, description="metres above home; default: the current height")
+
+
+class AltitudeBody(CommandFields):
+    kind: Literal["altitude"]
+    alt_m: AltM
+
+
+class OrbitBody(CommandFields):
+    kind: Literal["orbit"]
+    lat: Lat
+    lon: Lon
+    radius_m: float = Field(strict=True, allow_inf_nan=False, gt=0, le=5000, description="orbit radius (m)")
+    direction: Literal["cw", "ccw"] = "cw"
+    speed_ms: float = Field(default=5.0, strict=True, allow_inf_nan=False, gt=0, le=100, description="speed along the circle (m/s)")
+
+
+class RoiBody(CommandFields):
+    kind: Literal["roi"]
+    lat: Lat
+    lon: Lon
+
+
+class RoiClearBody(CommandFields):
+    kind: Literal["roi_clear"]
+
+
+class GimbalBody(CommandFields):
+    kind: Literal["gimbal"]
+    pitch_deg: float = Field(strict=True, allow_inf_nan=False, ge=-90, le=0, description="-90 straight down .. 0 level")
+
+
+class HoldBody(CommandFields):
+    kind: Literal["hold"]
+
+
+class ResumeBody(CommandFields):
+    kind: Literal["resume"]
+
+
+class ReturnBody(CommandFields):
+    kind: Literal["return"]
+
+
+class LandBody(CommandFields):
+    kind: Literal["land"]
+    confirm: bool = Field(default=False, strict=True, description="must be true: the drone lands where it is")
+
+
+CommandBody = Annotated[
+    FlyToBody | AltitudeBody | OrbitBody | RoiBody | RoiClearBody | GimbalBody | HoldBody | ResumeBody | ReturnBody | LandBody,
+    Field(discriminator="kind"),
+]

@@ -256,6 +256,8 @@ class Commands:
         if not ended:
             return
         self.passes.run(now, cs)
+        for m in ended:
+            self._announce_end(m, reason, now, cs)
         await self.journal.commit(cs)
         for m in ended:
             log.info("%s expired (%s); %s goes to the next drone", m.id, reason, m.incident_id)
@@ -266,6 +268,7 @@ class Commands:
         cs = Changeset()
         self._end_one(m, outcome, actor, reason, now, cs)
         self.passes.run(now, cs)
+        self._announce_end(m, reason, now, cs)
         await self.journal.commit(cs)
         log.info("%s %s (%s); %s goes to the next drone", m.id, outcome.value, reason, m.incident_id)
         return m
@@ -280,6 +283,26 @@ class Commands:
         if inc is not None:
             inc.excluded_drones.add(m.drone_id)
             self.ch.sync_status(inc, now, cs, f"{m.id} {outcome.value}", actor)
+
+    def _announce_end(self, m: Mission, reason: str, now: datetime, cs: Changeset) -> None:
+        """`offer.ended` for the pilot whose offer expired or was declined: why, and where the call went next (the
+        offer the dispatch pass just made for the same incident, or the queue)."""
+        inc = self.state.incident_any(m.incident_id)
+        nxt = next(
+            (o for o in (self.state.incident_missions(m.incident_id) if inc is not None else ())
+             if o.state is M.OFFERED and o.id != m.id and o.drone_id != m.drone_id and o.offered_at == now),
+            None,
+        )
+        data = {
+            "mission_id": m.id, "drone_id": m.drone_id, "station_id": m.station_id, "incident_id": m.incident_id,
+            "outcome": m.state.value, "reason": reason,
+            "next": {"mission_id": nxt.id, "drone_id": nxt.drone_id, "station_id": nxt.station_id} if nxt else None,
+            "queued": nxt is None and inc is not None and inc.is_open and inc.status is I.QUEUED,
+        }
+        self.journal.event(
+            cs, "offer.ended", data, now, incident_id=m.incident_id, station_id=m.station_id, drone_id=m.drone_id,
+            mission_id=m.id, category=inc.category if inc is not None else None,
+        )
 
     async def abort(self, mission_id: str, who: Principal, reason: str) -> Mission:
         """Stop a mission at any step; an airborne drone comes home and the incident gets another drone."""

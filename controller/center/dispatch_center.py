@@ -20,6 +20,7 @@ from sqlalchemy import Table
 from controller.auth import Principal
 from controller.center.changes import Changes, Dirty
 from controller.center.commands import Commands, NewIncident
+from controller.center.control import PilotControl
 from controller.center.dispatch_pass import DispatchPass
 from controller.center.flight_reports import FlightReportHandler
 from controller.center.journal import Journal, ServiceUnavailable
@@ -75,6 +76,8 @@ class DispatchCenter:
         self.commands = Commands(config, self.state, self.journal, changes, self.passes, self.observers, clock)
         self.reconciler = Reconciler(config, self.state, self.journal, changes, self.passes, self.observers, clock)
         self.reports = FlightReportHandler(config, self.state, self.journal, changes, self.passes, self.reconciler, clock)
+        #: Control tokens and pilots' commands in flight (the fleet service registers as its flight layer).
+        self.control = PilotControl(self.state, self.journal, clock)
         self._changes = changes
         self._sweeper: asyncio.Task[None] | None = None
         self.started = False

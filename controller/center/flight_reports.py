@@ -117,7 +117,7 @@ class FlightReportHandler:
         if cs:
             await self.journal.commit(cs)
 
-    async def flight_landed(self, drone_id: str, reason: str = "landed") -> None:
+    async def flight_landed(self, drone_id: str, reason: str = "landed", *, deliberate: bool = False) -> None:
         drone = self.state.drones[drone_id]
         if drone.state not in AIRBORNE | {D.PREFLIGHT, D.LOST_LINK}:
             return  # already stood down (a failed flight put it in maintenance, say): nothing to land
@@ -134,13 +134,17 @@ class FlightReportHandler:
         if m is not None and m.state is M.RETURNING:
             # home (or at another station) it completes; anywhere else it ended in a forced landing
             outcome = M.COMPLETED if at_station else M.ABORTED
-            why = reason if at_station else f"landed away from any station at {drone.lat:.5f}, {drone.lon:.5f}"
+            away = f"at {drone.lat:.5f}, {drone.lon:.5f}"
+            why = reason if at_station else f"{reason} {away}" if deliberate else f"landed away from any station {away}"
             self.ch.move(m.machine, outcome, now, cs, why, "flight")
             m.updated_at = now
             if outcome is M.ABORTED:
                 m.reason = why
             self.ch.mission_event(cs, "mission.updated", m, now)
-        if not at_station:
+        if not at_station and deliberate:  # a pilot's landing: explained, but someone must still fetch the drone
+            self.ch.alert(cs, now, "warning", f"{drone.id} {reason} at {drone.lat:.5f}, {drone.lon:.5f}: recover it",
+                          drone=drone, mission=m)
+        elif not at_station:
             self.ch.alert(cs, now, "critical", f"{drone.id} landed away from any station at {drone.lat:.5f}, "
                           f"{drone.lon:.5f}: recover it", drone=drone, mission=m)
         if drone.state is not D.LANDED and drone.machine.can(D.LANDED):

@@ -275,6 +275,35 @@ class EnginePolicy(Frozen):
         return self.grade_weights.get(grade, min(self.grade_weights.values()))
 
 
+class Geofence(Frozen):
+    """A circle the pilot's commands must keep inside: around the drone's own station unless a centre is given."""
+
+    radius_m: float = Field(default=8000.0, gt=0, le=100_000)
+
+
+class ControlPolicy(Frozen):
+    """Limits on what a pilot may command in flight (issue 17): every command is checked against them first."""
+
+    #: Heights above home a pilot may command (ArduCopter's relative altitude); 120 m is the legal ceiling.
+    min_alt_m: float = Field(default=20.0, ge=5, le=120)
+    max_alt_m: float = Field(default=120.0, gt=5, le=120)
+    min_orbit_radius_m: float = Field(default=20.0, ge=5, le=1000)
+    max_orbit_radius_m: float = Field(default=500.0, gt=5, le=2000)
+    #: Fastest orbit speed a pilot may ask for (ArduCopter's CIRCLE_RATE is capped at 90 deg/s as well).
+    max_speed_ms: float = Field(default=15.0, gt=0, le=40)
+    geofence: Geofence = Field(default_factory=Geofence)
+    #: A COMMAND_ACK (or PARAM_VALUE echo) must come within this long, else 504.
+    ack_timeout_s: float = Field(default=1.0, gt=0, le=10)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ControlPolicy:
+        if self.min_alt_m >= self.max_alt_m:
+            raise ValueError(f"min_alt_m {self.min_alt_m} must be below max_alt_m {self.max_alt_m}")
+        if self.min_orbit_radius_m >= self.max_orbit_radius_m:
+            raise ValueError(f"min_orbit_radius_m {self.min_orbit_radius_m} must be below max_orbit_radius_m {self.max_orbit_radius_m}")
+        return self
+
+
 class DispatchPolicy(Frozen):
     offer_timeout_s: float = Field(default=30, gt=0, le=3600)
     duplicate_merge: DuplicateMerge
@@ -287,6 +316,8 @@ class DispatchPolicy(Frozen):
     search: SearchPolicy = Field(default_factory=SearchPolicy)
     wind: Wind = Field(default_factory=Wind)
     engine: EnginePolicy = Field(default_factory=EnginePolicy)
+    #: What a pilot may command in flight (limits checked before anything is sent).
+    control: ControlPolicy = Field(default_factory=ControlPolicy)
 
     @field_validator("time_on_scene_s")
     @classmethod

@@ -334,12 +334,8 @@ class DroneLink:
             send, lambda m: m.get_type() == "COMMAND_ACK" and m.command == command, what or f"command {command}", timeout, retries
         )
         if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
-            await asyncio.sleep(0.05)  # the STATUSTEXT explaining a refusal follows the ACK closely
             # Refusal reasons come as warnings or worse; informational texts that happen to arrive are not reasons.
-            new = self.telemetry.texts_received - texts_before
-            recent = self.telemetry.texts[-new:] if new else []
-            texts = [t for sev, t in recent if sev <= mavlink2.MAV_SEVERITY_WARNING]
-            raise CommandRejected(what or f"command {command}", ack.result, texts)
+            raise CommandRejected(what or f"command {command}", ack.result, await self._refusal_texts(texts_before))
 
     async def command_int(
         self,
@@ -354,8 +350,10 @@ class DroneLink:
         timeout: float = 1.5,
         retries: int = 3,
     ) -> None:
+        """COMMAND_INT confirmed by COMMAND_ACK; raises CommandRejected with the vehicle's STATUSTEXTs."""
         p = list(params) + [0.0] * (4 - len(params))
         sys_, comp = self.config.sysid, self.config.compid
+        texts_before = self.telemetry.texts_received
 
         def send(_attempt: int) -> None:
             self._send(
@@ -366,7 +364,14 @@ class DroneLink:
             send, lambda m: m.get_type() == "COMMAND_ACK" and m.command == command, what or f"command {command}", timeout, retries
         )
         if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
-            raise CommandRejected(what or f"command {command}", ack.result, [])
+            raise CommandRejected(what or f"command {command}", ack.result, await self._refusal_texts(texts_before))
+
+    async def _refusal_texts(self, texts_before: int) -> list[str]:
+        """Warnings (or worse) the vehicle sent since `texts_before`: the reasons for a refusal just acknowledged."""
+        await asyncio.sleep(0.05)  # the STATUSTEXT explaining a refusal follows the ACK closely
+        new = self.telemetry.texts_received - texts_before
+        recent = self.telemetry.texts[-new:] if new else []
+        return [t for sev, t in recent if sev <= mavlink2.MAV_SEVERITY_WARNING]
 
     async def set_mode(self, mode: CopterMode, *, timeout: float = 1.0, retries: int = 5) -> None:
         """SET_MODE gets no ACK on ArduCopter: confirm by the HEARTBEAT, re-sending (boot can overwrite it)."""

@@ -14,14 +14,18 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from controller.config import FleetConfig
+from controller.control.commands import CommandRefused, CommandResult, PilotCommand
 from controller.dispatch.returns import ReturnPlanner
 from controller.domain.entities import Incident, Mission
 from controller.fleet.drone_link import Connect, DroneLink, LinkConfig, LinkError
-from controller.fleet.mission_runner import FlightContext, MissionRunner
+from controller.fleet.flight_context import return_options
+from controller.fleet.mission_runner import FlightContext, MissionRunner, Phase
 from controller.fleet.nofly import NoFlyGuard
 from controller.fleet.copter import CopterMode
 from controller.fleet.reports import GROUND_ALT_M, FlightReports, Reconciled, VehicleReport
@@ -43,6 +47,40 @@ RECONCILE_WAIT_S = 10.0
 REPORT_FRESH_S = 3.0
 #: How often every drone's state is checked against its vehicle.
 CHECK_PERIOD_S = 1.0
+#: The flight view's track: one position every TRACK_PERIOD_S, the last TRACK_POINTS of them.
+TRACK_PERIOD_S = 2.0
+TRACK_POINTS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class FlightView:
+    """What a pilot flying a drone sees besides the map's layers (scene and no-fly zones come from elsewhere)."""
+
+    drone_id: str
+    lat: float | None
+    lon: float | None
+    alt_m: float | None
+    ground_speed_ms: float | None
+    heading_deg: float | None
+    battery_pct: float | None
+    mode: str | None
+    armed: bool
+    link_up: bool
+    #: Seconds since the vehicle's last HEARTBEAT (None: never heard).
+    heartbeat_age_s: float | None
+    #: The shared return rule from where it is: where to, the battery (%) and the time (s) it takes.
+    return_to: str | None
+    return_need_pct: float | None
+    return_s: float | None
+    #: The runner's phase ("en route", "pilot", ...) and, under a pilot, its target and orbit.
+    phase: str | None
+    piloted: bool
+    paused_sweep: bool
+    target: tuple[float, float, float] | None
+    #: Planned path ahead [(lat, lon)]: to the scene around the zones, to the pilot's target, or the sweep left.
+    route: tuple[tuple[float, float], ...]
+    #: Recent positions (lat, lon, alt), oldest first.
+    track: tuple[tuple[float, float, float], ...]
 
 
 def vehicle_report(link: DroneLink, now: float) -> VehicleReport | None:
@@ -113,6 +151,8 @@ class FleetService:
         self._reconciled = False
         #: Seconds from start to the start-up reconciliation's end.
         self.reconcile_startup_s: float | None = None
+        self._tracks: dict[str, deque[tuple[float, float, float]]] = {}
+        self._track_at: dict[str, float] = {}
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -292,6 +332,66 @@ class FleetService:
         if self.runners.get(mission_id) is runner:
             del self.runners[mission_id]
 
+    # --- PilotFlight: a pilot's commands and the flight view ----------------------------
+
+    def runner_of(self, drone_id: str) -> MissionRunner | None:
+        return next((r for r in self.runners.values() if r.mission.drone_id == drone_id and not r.finished.is_set()), None)
+
+    async def pilot_command(self, drone_id: str, cmd: PilotCommand, by: str) -> CommandResult:
+        runner = self.runner_of(drone_id)
+        if runner is None:
+            raise CommandRefused(409, f"nothing flies a mission on {drone_id} now (not airborne under this controller)")
+        return await runner.command(cmd, by)
+
+    def control_mode(self, drone_id: str) -> tuple[bool, bool]:
+        runner = self.runner_of(drone_id)
+        if runner is None or not runner.piloted or runner.pilot is None:
+            return False, False
+        return True, runner.pilot.paused_sweep
+
+    def flight_view(self, drone_id: str) -> FlightView | None:
+        link = self.links.get(drone_id)
+        if link is None:
+            return None
+        t = link.telemetry
+        now = time.monotonic()
+        beat = t.last.get("HEARTBEAT")
+        runner = self.runner_of(drone_id)
+        return_to = need = secs = None
+        route: list[tuple[float, float]] = []
+        target = None
+        if runner is not None and t.lat is not None and t.lon is not None:
+            ctx = runner.ctx
+            alt = t.alt_rel_m or 0.0
+            opts = return_options(ctx, t.lat, t.lon, alt, (t.home[0], t.home[1]) if t.home else None)
+            need = round(opts.need_pct, 1)
+            return_to = opts.site[0] if opts.site is not None else "home"
+            secs = round(need / 100.0 * ctx.model.endurance_min * 60.0, 0)  # the rule's seconds, read back from its %
+            p = runner.pilot
+            if p is not None and p.target is not None:
+                target = (p.target.lat, p.target.lon, p.target.alt_m)
+                route = [(t.lat, t.lon), (p.target.lat, p.target.lon)]
+            elif runner.phase is Phase.EN_ROUTE:
+                try:
+                    route = [(t.lat, t.lon), *self.guard.route((t.lat, t.lon), (runner.incident.lat, runner.incident.lon))]
+                except Exception:  # noqa: BLE001 - a scene no route reaches shows no route
+                    route = []
+            elif runner.mission.plan is not None and runner.phase is Phase.SEARCHING:
+                route = [(t.lat, t.lon), *(tuple(w) for w in runner.mission.plan.waypoints[runner.mission.plan.done:])]
+        try:
+            mode = CopterMode(t.mode).name if t.mode is not None else None
+        except ValueError:
+            mode = str(t.mode)
+        return FlightView(
+            drone_id=drone_id, lat=t.lat, lon=t.lon, alt_m=t.alt_rel_m, ground_speed_ms=t.ground_speed_ms,
+            heading_deg=t.heading_deg, battery_pct=t.battery_pct, mode=mode, armed=t.armed, link_up=link.up,
+            heartbeat_age_s=round(now - beat, 1) if beat is not None else None,
+            return_to=return_to, return_need_pct=need, return_s=secs,
+            phase=runner.phase.value if runner is not None else None,
+            piloted=bool(runner and runner.piloted), paused_sweep=bool(runner and runner.pilot and runner.pilot.paused_sweep),
+            target=target, route=tuple(route), track=tuple(self._tracks.get(drone_id, ())),
+        )
+
     # --- LinkListener ---------------------------------------------------------------
 
     def link_state_changed(self, link: DroneLink, up: bool) -> None:
@@ -317,6 +417,12 @@ class FleetService:
         for listener in self.position_listeners:
             listener(link.drone_id, t)
         now = time.monotonic()
+        if now - self._track_at.get(link.drone_id, -1e9) >= TRACK_PERIOD_S:
+            self._track_at[link.drone_id] = now
+            track = self._tracks.get(link.drone_id)
+            if track is None:
+                track = self._tracks[link.drone_id] = deque(maxlen=TRACK_POINTS)
+            track.append((round(t.lat, 7), round(t.lon, 7), round(t.alt_rel_m or 0.0, 1)))
         if now - self._last_event.get(link.drone_id, 0.0) >= TELEMETRY_EVENT_PERIOD_S:
             self._last_event[link.drone_id] = now
             self.reports.live_telemetry(link.drone_id, t.snapshot())

@@ -23,28 +23,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from controller import geo
-from controller.config.models import DispatchPolicy, DroneModel, FlightProfile
+from controller.control import checks
+from controller.control import mavlink as wire
+from controller.control.commands import (
+    Altitude, CommandRefused, CommandResult, FlyTo, Hold, Land, Orbit, PilotCommand, Resume, Return, Roi, RoiClear, Gimbal,
+)
 from controller.dispatch.flight import OutboundProfile, heights, outbound_profile
-from controller.dispatch.returns import ReturnPlanner
 from controller.domain.categories import is_search
 from controller.domain.entities import Incident, Mission
 from controller.domain.states import MissionState
 from controller.fleet.copter import CUSTOM_MODE_ENABLED, CopterMode
 from controller.fleet.drone_link import CommandRejected, CommandTimeout, DroneLink, LinkDown, LinkError
+from controller.fleet.flight_context import FlightContext, ReturnOptions, return_options
 from controller.fleet.flight_math import orbit_points
-from controller.fleet.nofly import NoFlyGuard, NoFlyViolation
+from controller.fleet.nofly import NoFlyViolation
 from controller.fleet.reports import GROUND_ALT_M, FlightReports
 from controller.fleet.sweep import SweepMission
 from controller.fleet.telemetry import Telemetry
-from controller.geo import LocalFrame
 
 log = logging.getLogger(__name__)
 
@@ -77,32 +81,6 @@ class FailsafeReturn(Exception):
     """The vehicle left GUIDED by itself (GCS or battery failsafe): it is going home."""
 
 
-@dataclass(frozen=True)
-class FlightContext:
-    profile: FlightProfile
-    model_id: str
-    model: DroneModel
-    #: Heights (departure, transit, scene) and the battery reserve, as the dispatch engine plans with them.
-    policy: DispatchPolicy
-    guard: NoFlyGuard
-    #: The shared return rule (the dispatch engine's), and the frame its metres are in.
-    returns: ReturnPlanner
-    frame: LocalFrame
-    #: The drone's own station (id, lat, lon): home when the vehicle has not reported one.
-    station: tuple[str, float, float]
-
-
-@dataclass(frozen=True, slots=True)
-class ReturnOptions:
-    """Where the drone can go home from here, and the battery each option takes (before the reserve)."""
-
-    home: tuple[float, float]
-    home_pct: float
-    #: The station the return rule names (None when no station is reachable) and its cost.
-    site: tuple[str, float, float] | None
-    site_pct: float
-
-
 class MissionPeers(Protocol):
     """Lookups a runner needs beyond its own mission (the dispatch centre's read-only view provides them)."""
 
@@ -122,6 +100,48 @@ MODE_REPORT_S = 1.5
 #: Armed and this high, or climbing this fast, a drone below GROUND_ALT_M is lifting off.
 LIFT_OFF_M = 0.3
 LIFT_OFF_CLIMB_MS = 0.3
+#: How often the pilot-directed phase looks at the vehicle (battery, mode, arrival).
+PILOT_WATCH_S = 0.5
+#: An orbit's centre counts as reached this close (CIRCLE is entered there) and this near the height.
+ORBIT_CENTRE_M = 5.0
+ORBIT_ALT_M = 3.0
+#: How long a `return` command waits for the way home to start before it answers.
+RETURN_ACK_S = 5.0
+
+
+class Phase(StrEnum):
+    """What the runner is doing; pilot commands are taken only while it flies its mission (en route, on scene,
+    sweeping) or while the pilot already directs it."""
+
+    PREFLIGHT = "preflight"
+    EN_ROUTE = "en route"
+    #: A search drone's GUIDED transit to its area (its sweep is not uploaded yet: no commands until it runs).
+    TRANSIT = "on its way to its search area"
+    ON_SCENE = "on scene"
+    SEARCHING = "searching"
+    PILOT = "pilot"
+    LANDING = "landing where the pilot said"
+    RETURNING = "returning"
+
+
+#: Phases a flight command (fly to, height, orbit, hold, land) may interrupt.
+COMMANDABLE = frozenset({Phase.EN_ROUTE, Phase.ON_SCENE, Phase.SEARCHING, Phase.PILOT})
+
+
+@dataclass(slots=True)
+class PilotState:
+    """What the pilot has the drone doing, so the runner knows which mode to expect and what to resume."""
+
+    by: str
+    #: Where the pilot last sent it (an orbit's centre); None: holding where it was.
+    target: checks.Point3 | None = None
+    orbit: Orbit | None = None
+    #: On its way to an orbit's centre; CIRCLE is entered there.
+    orbit_pending: bool = False
+    expected: CopterMode = CopterMode.GUIDED
+    #: A search drone taken out of its AUTO sweep (resume picks the sweep up where it left off).
+    paused_sweep: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 class MissionRunner:
@@ -146,6 +166,17 @@ class MissionRunner:
         self._mode_settles_at = 0.0
         self._texts_seen = link.telemetry.texts_received
         self.finished = asyncio.Event()
+        self.phase = Phase.PREFLIGHT
+        #: Set while a pilot directs the flight.
+        self.pilot: PilotState | None = None
+        #: The running behaviour (the controller's own flight, or the pilot-directed watch), and what replaces it.
+        self._behaviour: asyncio.Task[None] | None = None
+        self._switch_to: Callable[[], Awaitable[None]] | None = None
+        self._sweep_mission: SweepMission | None = None
+        self._commands = asyncio.Lock()
+        self._home_started = asyncio.Event()
+        #: The phase a pilot took over from (what a failed take-over goes back to).
+        self._resume_phase = Phase.EN_ROUTE
 
     # --- control ------------------------------------------------------------------
 
@@ -178,18 +209,7 @@ class MissionRunner:
         m = self.mission
         try:
             try:
-                if resume:
-                    await self._resume()
-                else:
-                    if self._airborne():
-                        await self._redirect()
-                    else:
-                        await self._launch()
-                    if self.searching:
-                        await self._search()
-                    else:
-                        await self._to_scene()
-                        await self._on_scene()
+                await self._supervise(lambda: self._fly(resume))
             except asyncio.CancelledError:
                 if self._recall in ("controller stopping", HANDED_OVER):
                     raise
@@ -197,8 +217,10 @@ class MissionRunner:
                 await self._come_home(self._recall or "recalled")
             except BatteryLow as exc:
                 await self._step("battery reserve", str(exc), ok=False)
-                await self._come_home(f"battery reserve: {exc}")
+                # under a pilot, people are told at once: the pilot's flight is cut short
+                await self._come_home(f"battery reserve: {exc}", alert=self.phase is Phase.PILOT)
             except FailsafeReturn as exc:
+                self.phase, self.pilot = Phase.RETURNING, None
                 await self._step("failsafe", str(exc), ok=False)
                 await self.reports.flight_returning(m.id, str(exc), alert=True)
                 await self._wait_landed()
@@ -218,6 +240,53 @@ class MissionRunner:
             log.exception("%s: mission runner crashed", m.id)
         finally:
             self.finished.set()
+
+    async def _fly(self, resume: bool) -> None:
+        """The controller's own flight: launch (or turn round in the air, or pick up after a restart), then the
+        scene or the search."""
+        if resume:
+            await self._resume()
+            return
+        if self._airborne():
+            await self._redirect()
+        else:
+            await self._launch()
+        if self.searching:
+            await self._search()
+        else:
+            await self._to_scene()
+            await self._on_scene()
+
+    async def _supervise(self, first: Callable[[], Awaitable[None]]) -> None:
+        """Run one behaviour at a time as a child task: the controller's flight, or the pilot-directed watch.
+
+        A pilot command replaces the running behaviour (`_replace`): the child is cancelled and the next one
+        starts; a recall cancels this task itself (and so the child), handled by `_main` as before. Errors of a
+        behaviour (battery, failsafe, link) reach `_main` through here."""
+        work: Callable[[], Awaitable[None]] | None = first
+        while work is not None:
+            self._switch_to = None
+            self._behaviour = asyncio.get_running_loop().create_task(work(), name=f"behaviour-{self.mission.id}")
+            try:
+                await self._behaviour
+                return
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                replaced = self._switch_to is not None and (task is None or task.cancelling() == 0)
+                if not replaced:
+                    self._behaviour.cancel()
+                    raise
+                work = self._switch_to
+
+    async def _replace(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Stop the running behaviour (sends nothing more once this returns) and have `_supervise` start `work`."""
+        child = self._behaviour
+        self._switch_to = work
+        if child is not None and not child.done():
+            child.cancel()
+            await asyncio.wait([child])
+        # let _supervise pick the new behaviour up before anything else is sent
+        await asyncio.sleep(0)
 
     async def _step(self, step: str, detail: str = "", ok: bool = True) -> None:
         await self.reports.flight_step(self.mission.id, step, detail, ok)
@@ -315,28 +384,15 @@ class MissionRunner:
     def return_options(self) -> ReturnOptions:
         """Home, and the station the shared return rule names, each with the battery the flight there takes."""
         t = self.link.telemetry
-        lat, lon = self._here()
-        alt = t.alt_rel_m or 0.0
-        ctx = self.ctx
-        cruise = ctx.model.cruise_speed_ms
-        x, y = ctx.frame.to_xy(lat, lon)
-        home = (t.home[0], t.home[1]) if t.home else (ctx.station[1], ctx.station[2])
-        home_s = ctx.returns.flight_time_to(x, y, *ctx.frame.to_xy(*home), cruise)
-        if not math.isfinite(home_s):  # no flyable route in the model's wind: the straight line is the best guess
-            home_s = geo.distance_m(lat, lon, *home) / cruise
-        home_pct = ctx.returns.need_pct(home_s, alt, ctx.model)
-        site = ctx.returns.site(x, y, ctx.model_id, cruise)
-        if site is None:
-            return ReturnOptions(home, home_pct, None, math.inf)
-        slat, slon = ctx.frame.to_latlon(site.x, site.y)
-        return ReturnOptions(home, home_pct, (site.station_id, slat, slon), ctx.returns.need_pct(site.flight_s, alt, ctx.model))
+        home = (t.home[0], t.home[1]) if t.home else None
+        return return_options(self.ctx, *self._here(), t.alt_rel_m or 0.0, home)
 
     def _check_battery(self) -> None:
         t = self.link.telemetry
         if t.battery_pct is None or t.lat is None:
             return
         opts = self.return_options()
-        need = opts.site_pct if opts.site is not None else opts.home_pct  # the rule the engine dispatched with
+        need = opts.need_pct  # the rule the engine dispatched with
         floor = need + self.reserve_pct + self.ctx.profile.battery_return_margin_pct
         if t.battery_pct <= floor:
             raise BatteryLow(f"{t.battery_pct:.0f}% left, the flight home needs {need:.0f}% + reserve")
@@ -431,6 +487,7 @@ class MissionRunner:
         await self._step("link restored")
 
     async def _to_scene(self) -> None:
+        self.phase = Phase.EN_ROUTE
         inc = self.incident
         plan = self._outbound(inc.lat, inc.lon)
         await self._step(
@@ -441,6 +498,7 @@ class MissionRunner:
         await self._step("on scene")
 
     async def _on_scene(self) -> None:
+        self.phase = Phase.ON_SCENE
         p, inc = self.ctx.profile, self.incident
         if p.on_scene == "hold":
             while True:
@@ -459,6 +517,7 @@ class MissionRunner:
 
     async def _search(self) -> None:
         """Sweep this drone's share of the search area as an AUTO mission, reporting progress."""
+        self.phase = Phase.TRANSIT
         plan = await self.reports.search_plan(self.mission.id)
         wps = plan.waypoints
         alt = plan.altitude_m
@@ -469,7 +528,7 @@ class MissionRunner:
         legs = [self._here(), *wps]
         for a, b in zip(legs, legs[1:]):
             self.ctx.guard.check_leg(a, b, "the search pattern")
-        sweep = SweepMission(plan)
+        sweep = self._sweep_mission = SweepMission(plan)
         await self.link.upload_mission(sweep.items(), timeout=self.ctx.profile.command_timeout_s)
         km = plan.length_m() / 1000
         origin = f", resuming {plan.resumed_from}" if plan.resumed_from else ""
@@ -482,6 +541,8 @@ class MissionRunner:
 
     async def _sweep(self, sweep: SweepMission) -> None:
         """Watch the AUTO sweep: progress, battery, failsafes, and its end at the RTL item."""
+        self._sweep_mission = sweep
+        self.phase = Phase.SEARCHING
         waypoints = sweep.waypoints
         done = -1
         while True:
@@ -491,10 +552,11 @@ class MissionRunner:
             if sweep.complete(seq, t.mode):
                 await self.reports.search_progress(self.mission.id, waypoints)
                 await self._step("search pattern complete", f"{waypoints} waypoints")
+                self.phase = Phase.RETURNING
                 await self.reports.flight_returning(self.mission.id, "search pattern complete")
                 await self._wait_landed()
                 return
-            if t.mode != CopterMode.AUTO:
+            if t.mode != CopterMode.AUTO and time.monotonic() >= self._mode_settles_at:
                 raise FailsafeReturn(f"vehicle left AUTO for mode {t.mode} during the search")
             self._check_battery()
             now_done = sweep.flown(seq)
@@ -503,6 +565,7 @@ class MissionRunner:
                 # a joining drone took the rest of this sweep: hand over and come home
                 await self.reports.search_progress(self.mission.id, end)
                 await self._step("search share handed over", f"{end} of {waypoints} waypoints; the rest to {self._joiner()}")
+                self.phase = Phase.RETURNING
                 await self.link.set_mode(CopterMode.RTL, **self._cmd())
                 await self.reports.flight_returning(self.mission.id, "search share handed over to a joining drone")
                 await self._wait_landed()
@@ -550,10 +613,212 @@ class MissionRunner:
             await self._to_scene()
         await self._on_scene()
 
+    # --- a pilot directs the flight ---------------------------------------------------
+
+    @property
+    def piloted(self) -> bool:
+        return self.phase is Phase.PILOT
+
+    def situation(self) -> checks.Situation:
+        """The drone as the command checks see it."""
+        t = self.link.telemetry
+        lat, lon = self._here()
+        target = self.pilot.target if self.pilot is not None else None
+        return checks.Situation(
+            checks.Point3(lat, lon, t.alt_rel_m or 0.0), t.battery_pct, (t.home[0], t.home[1]) if t.home else None, target,
+        )
+
+    async def command(self, cmd: PilotCommand, by: str) -> CommandResult:
+        """Check a pilot's command, send it, and take the flight over from the controller's own behaviour.
+
+        Raises CommandRefused: 422/409 before anything is sent (limits, state, zones, geofence, battery),
+        502 when the vehicle refused it (with its STATUSTEXTs), 504 when it did not answer."""
+        async with self._commands:
+            if not self.link.up:
+                raise CommandRefused(409, f"the link to {self.link.drone_id} is down")
+            if isinstance(cmd, Roi | RoiClear | Gimbal):
+                checks.check_fields(cmd, self.ctx.policy.control)
+                self._require(self.phase in COMMANDABLE | {Phase.TRANSIT, Phase.RETURNING}, cmd)
+                request = wire.roi(cmd.lat, cmd.lon) if isinstance(cmd, Roi) else wire.roi_clear() if isinstance(cmd, RoiClear) \
+                    else wire.gimbal_pitch(cmd.pitch_deg)
+                ms = await self._send([request])
+                return CommandResult(cmd.describe(), ms)
+            if isinstance(cmd, Return):
+                return await self._pilot_return(by)
+            if isinstance(cmd, Resume):
+                return await self._pilot_resume(by)
+            checks.check_fields(cmd, self.ctx.policy.control)
+            self._require(self.phase in COMMANDABLE and self._airborne(), cmd)
+            if isinstance(cmd, Land):
+                return await self._pilot_land(by)
+            s = self.situation()
+            orbit = self.pilot.orbit if self.pilot is not None and isinstance(cmd, Altitude) else None
+            if orbit is not None:  # a new height while orbiting: the orbit is flown again at that height
+                to = checks.check(Orbit(orbit.lat, orbit.lon, orbit.radius_m, orbit.direction, orbit.speed_ms), s, self.ctx)
+                assert to is not None
+                to = checks.Point3(to.lat, to.lon, cmd.alt_m)  # type: ignore[union-attr]
+                checks.check_battery(self.ctx, s, to)
+            elif isinstance(cmd, Hold):
+                to = s.position
+            else:
+                to = checks.check(cmd, s, self.ctx)
+                assert to is not None
+            if isinstance(cmd, Orbit):
+                orbit = cmd
+            requests = (
+                wire.orbit_setup(to.lat, to.lon, to.alt_m, orbit.radius_m, orbit.speed_ms, orbit.direction)
+                if orbit is not None else [wire.reposition(to.lat, to.lon, to.alt_m)]
+            )
+            took_over = await self._take_over(by)
+            try:
+                ms = await self._send(requests)
+            except CommandRefused:
+                if took_over:  # nothing changed on the vehicle: the controller flies on as before
+                    await self._give_back("the command did not reach the vehicle")
+                raise
+            assert self.pilot is not None
+            self.pilot.target, self.pilot.orbit = to, orbit
+            self.pilot.orbit_pending = orbit is not None
+            self.pilot.expected = CopterMode.GUIDED
+            self._mode_settles_at = time.monotonic() + MODE_REPORT_S  # DO_REPOSITION may have switched to GUIDED
+            return CommandResult(cmd.describe() + (" (CIRCLE once over the centre)" if orbit is not None else ""), ms)
+
+    def _require(self, ok: bool, cmd: PilotCommand) -> None:
+        if not ok:
+            raise CommandRefused(
+                409, f"{cmd.kind} is not possible now: {self.link.drone_id} is {self.phase.value} (commands are taken "
+                "while it flies its mission: en route, on scene or searching)",
+            )
+
+    async def _send(self, requests: list[wire.VehicleRequest]) -> float:
+        try:
+            return await wire.send(self.link, requests, timeout=self.ctx.policy.control.ack_timeout_s)
+        except CommandRejected as exc:
+            raise CommandRefused(502, f"the vehicle refused: {exc}") from None
+        except CommandTimeout as exc:
+            raise CommandRefused(504, f"the vehicle did not acknowledge: {exc}") from None
+        except LinkError as exc:
+            raise CommandRefused(409, f"the link to {self.link.drone_id} is down: {exc}") from None
+
+    async def _take_over(self, by: str) -> bool:
+        """Stop the controller's own behaviour and watch the pilot's flight instead; True if it was the controller's."""
+        if self.phase is Phase.PILOT and self.pilot is not None:
+            self.pilot.by = by
+            return False
+        paused = self.phase is Phase.SEARCHING
+        self.pilot = PilotState(by, paused_sweep=paused)
+        self._resume_phase = self.phase
+        await self._replace(self._piloted)
+        self.phase = Phase.PILOT
+        return True
+
+    async def _give_back(self, why: str) -> None:
+        """The controller flies again: the scene (or the rest of the sweep, in AUTO again)."""
+        previous = self._resume_phase
+        self.pilot = None
+        if self.searching and self._sweep_mission is not None:
+            sweep = self._sweep_mission
+            self.phase = Phase.SEARCHING
+            await self._replace(lambda: self._sweep(sweep))
+        else:
+            self.phase = previous
+            await self._replace(self._scene_again)
+        await self._step("controller in control", why)
+
+    async def _scene_again(self) -> None:
+        if self.mission.state is not MissionState.ON_SCENE:
+            await self._to_scene()
+        else:
+            await self._fly_route(self.incident.lat, self.incident.lon, "the flight back over the scene",
+                                  self.ctx.profile.arrival_radius_m, alt=self.scene_alt_m)
+        await self._on_scene()
+
+    async def _pilot_resume(self, by: str) -> CommandResult:
+        if self.phase is not Phase.PILOT or self.pilot is None:
+            raise CommandRefused(409, f"nothing to resume: the controller is flying {self.link.drone_id} ({self.phase.value})")
+        if self.searching and self._sweep_mission is not None:
+            ms = await self._send([wire.set_mode(CopterMode.AUTO)])  # ArduCopter resumes the current mission item
+            self._mode_settles_at = time.monotonic() + MODE_REPORT_S
+            await self._give_back(f"sweep resumed by {by}")
+            return CommandResult("the sweep resumed where it left off (AUTO)", ms)
+        ms = await self._send([wire.set_mode(CopterMode.GUIDED)])
+        self._mode_settles_at = time.monotonic() + MODE_REPORT_S
+        await self._give_back(f"resumed by {by}")
+        return CommandResult("the controller flies the scene again", ms)
+
+    async def _pilot_return(self, by: str) -> CommandResult:
+        if self.phase in (Phase.RETURNING, Phase.LANDING):
+            raise CommandRefused(409, f"{self.link.drone_id} is already {self.phase.value}")
+        self._require(self.phase in COMMANDABLE | {Phase.TRANSIT}, Return())
+        started = time.perf_counter()
+        self._home_started.clear()
+        self.recall(f"returned by {by}")
+        try:
+            await asyncio.wait_for(self._home_started.wait(), RETURN_ACK_S)
+            detail = "returning by the controller's way home (RTL, or a diversion by the return rule)"
+        except asyncio.TimeoutError:
+            detail = "the way home is under way"
+        return CommandResult(detail, (time.perf_counter() - started) * 1000.0)
+
+    async def _pilot_land(self, by: str) -> CommandResult:
+        took_over = await self._take_over(by)
+        try:
+            ms = await self._send([wire.set_mode(CopterMode.LAND)])
+        except CommandRefused:
+            if took_over:
+                await self._give_back("the land command did not reach the vehicle")
+            raise
+        self._mode_settles_at = time.monotonic() + MODE_REPORT_S
+        assert self.pilot is not None
+        self.pilot.expected = CopterMode.LAND
+        self.phase = Phase.LANDING
+        await self._replace(lambda: self._land_here(by))
+        return CommandResult("landing where it is", ms)
+
+    async def _land_here(self, by: str) -> None:
+        """The pilot landed the drone where it is: the mission ends there; command is told to recover it."""
+        t = self.link.telemetry
+        where = f"{t.lat:.5f},{t.lon:.5f}" if t.lat is not None and t.lon is not None else "its position"
+        await self._step("landing here", f"by {by} at {where}")
+        await self.reports.flight_returning(self.mission.id, f"landing here by {by}")
+        await self.link.wait_for(lambda t: not t.armed and (t.alt_rel_m or 0) < GROUND_ALT_M, 600, "touchdown and disarm")
+        await self._step("landed", f"touchdown and disarm, landed here by {by}")
+        await self.reports.flight_landed(self.mission.drone_id, f"landed here by {by}", deliberate=True)
+
+    async def _piloted(self) -> None:
+        """Watch the pilot's flight: the expected mode (a failsafe otherwise), the battery, arrival at the scene,
+        and an orbit's centre, where CIRCLE is entered."""
+        await self._step("pilot in control", f"by {self.pilot.by if self.pilot else '?'}")
+        scene = (self.incident.lat, self.incident.lon)
+        arrived = self.mission.state is MissionState.ON_SCENE or self.searching
+        while True:
+            await asyncio.sleep(PILOT_WATCH_S)
+            await self._wait_link()
+            p = self.pilot
+            if p is None:
+                return
+            t = self.link.telemetry
+            if p.orbit_pending and p.target is not None and t.lat is not None:
+                close = geo.equirectangular_m(t.lat, t.lon, p.target.lat, p.target.lon) <= ORBIT_CENTRE_M
+                if close and abs((t.alt_rel_m or 0.0) - p.target.alt_m) <= ORBIT_ALT_M:
+                    await self._set_mode_now(CopterMode.CIRCLE)
+                    p.orbit_pending, p.expected = False, CopterMode.CIRCLE
+                    await self._step("orbiting", f"{p.orbit.radius_m:.0f} m around {p.target.lat:.5f},{p.target.lon:.5f}"
+                                     if p.orbit else "")
+            self._check_mode(p.expected)
+            self._check_battery()
+            if not arrived and t.lat is not None:
+                if geo.equirectangular_m(t.lat, t.lon, *scene) <= self.ctx.profile.arrival_radius_m:
+                    arrived = True
+                    await self.reports.flight_on_scene(self.mission.id)
+                    await self._step("on scene", f"flown there by {p.by}")
+
     # --- coming home ----------------------------------------------------------------
 
-    async def _come_home(self, reason: str) -> None:
+    async def _come_home(self, reason: str, alert: bool = False) -> None:
         """Bring the drone down safely, whatever step it was in, and report it on the ground."""
+        self.phase = Phase.RETURNING
+        self.pilot = None
         t = self.link.telemetry
         airborne = t.armed and (t.alt_rel_m or 0) > GROUND_ALT_M
         lifting = t.armed and ((t.alt_rel_m or 0) > LIFT_OFF_M or (t.climb_ms or 0) > LIFT_OFF_CLIMB_MS)
@@ -576,11 +841,15 @@ class MissionRunner:
                     await self._step("disarm failed", str(exc), ok=False)
             await self.reports.flight_landed(self.mission.drone_id, f"stood down on the ground: {reason}")
             return
-        await self.reports.flight_returning(self.mission.id, reason)
+        if alert:
+            await self.reports.flight_returning(self.mission.id, reason, alert=True)
+        else:
+            await self.reports.flight_returning(self.mission.id, reason)
         while True:
             try:
                 await self._wait_link()
                 await self._return_leg()
+                self._home_started.set()
                 break
             except LinkError as exc:
                 await self._step("return command failed", f"{exc}; retrying", ok=False)

@@ -52,6 +52,23 @@ class NoFlyGuard:
         line = LineString([self._frame.to_xy(*a), self._frame.to_xy(*b)])
         return next((z for z in self.zones if z.polygon.intersects(line)), None)
 
+    def zone_within(self, lat: float, lon: float, margin_m: float) -> tuple[Zone, float] | None:
+        """The nearest zone closer than `margin_m` to a point (0 m: inside it), and the distance, if any."""
+        p = Point(self._frame.to_xy(lat, lon))
+        near = [(z, z.polygon.distance(p)) for z in self.zones]
+        near = [(z, d) for z, d in near if d < margin_m or z.polygon.contains(p)]
+        return min(near, key=lambda zd: zd[1]) if near else None
+
+    def zone_near_leg(self, a: tuple[float, float], b: tuple[float, float], margin_m: float) -> Zone | None:
+        """The first zone a straight leg from a to b passes within `margin_m` of (through it when 0)."""
+        line = LineString([self._frame.to_xy(*a), self._frame.to_xy(*b)])
+        return next((z for z in self.zones if z.polygon.distance(line) < margin_m or z.polygon.intersects(line)), None)
+
+    def zone_near_circle(self, centre: tuple[float, float], radius_m: float, margin_m: float) -> Zone | None:
+        """The first zone a circle of `radius_m` around `centre` (an orbit) passes within `margin_m` of."""
+        ring = Point(self._frame.to_xy(*centre)).buffer(radius_m, 16).exterior
+        return next((z for z in self.zones if z.polygon.distance(ring) < margin_m or z.polygon.intersects(ring)), None)
+
     def check_point(self, lat: float, lon: float, what: str) -> None:
         zone = self.zone_at(lat, lon)
         if zone is not None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from controller.control.commands import CommandResult, PilotCommand
 from controller.domain.entities import Incident, Mission
 from controller.search.plan import SearchPlan
 
@@ -77,8 +78,9 @@ class FlightReports(Protocol):
         """The drone heads home (battery, failsafe, end of search); its incident gets another drone if still open.
         `alert`: the vehicle took itself over (a failsafe): people are told at once."""
 
-    async def flight_landed(self, drone_id: str, reason: str = "landed") -> None:
-        """Wheels down and disarmed (with or without a mission: a drone brought home after a reconciliation)."""
+    async def flight_landed(self, drone_id: str, reason: str = "landed", *, deliberate: bool = False) -> None:
+        """Wheels down and disarmed (with or without a mission: a drone brought home after a reconciliation).
+        `deliberate`: a pilot landed it there (`reason` says who); away from a station it still needs recovering."""
 
     async def flight_failed(self, mission_id: str, reason: str, *, to_maintenance: bool) -> None:
         """The flight could not be carried out (arming refused, command unanswered, ...)."""
@@ -107,3 +109,13 @@ class FlightReports(Protocol):
 
     def live_telemetry(self, drone_id: str, data: dict[str, Any]) -> None:
         """Publish a telemetry snapshot for the maps (ephemeral, at most about once a second per drone)."""
+
+
+class PilotFlight(Protocol):
+    """Implemented by the flight layer: carries out a pilot's command on the drone's flying mission."""
+
+    async def pilot_command(self, drone_id: str, cmd: PilotCommand, by: str) -> CommandResult:
+        """Check and send `cmd` (raises controller.control.commands.CommandRefused with the HTTP status and why)."""
+
+    def control_mode(self, drone_id: str) -> tuple[bool, bool]:
+        """(a pilot directs the flight now, a search sweep is paused for it)."""

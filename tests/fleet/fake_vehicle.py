@@ -93,6 +93,8 @@ class FakeVehicle:
         self.modes: list[CopterMode] = []
         self.targets: list[SentTarget] = []
         self.missions: list[list[MissionItem]] = []
+        #: Parameters set (PARAM_SET), last value by name.
+        self.params: dict[str, float] = {}
         #: Every position the vehicle took, in order (lat, lon, alt_rel).
         self.track: list[tuple[float, float, float]] = [(lat, lon, alt_rel_m)]
         self._target: tuple[float, float, float] | None = None
@@ -182,6 +184,17 @@ class FakeVehicle:
         retries: int = 3,
     ) -> None:
         self.commands.append((command, (*(float(v) for v in params), lat, lon, alt)))
+        t = self.telemetry
+        if command == mavlink2.MAV_CMD_DO_REPOSITION:  # as ArduCopter: GUIDED (with the CHANGE_MODE flag) and fly there
+            if t.mode != CopterMode.GUIDED and not int(params[1]) & mavlink2.MAV_DO_REPOSITION_FLAGS_CHANGE_MODE:
+                raise CommandRejected(what or "reposition", mavlink2.MAV_RESULT_DENIED, [])
+            t.mode = int(CopterMode.GUIDED)
+            self._target = (lat, lon, alt)
+            self._takeoff_alt = None
+
+    async def set_param(self, name: str, value: float, *, timeout: float = 1.0, retries: int = 3) -> float:
+        self.params[name] = float(value)
+        return float(value)
 
     def send_position_target(self, lat: float, lon: float, alt_rel: float) -> None:
         t = self.telemetry
@@ -326,10 +339,10 @@ class RecordingReports:
     async def flight_on_scene(self, mission_id: str, searching: bool = False) -> None:
         self._record("flight_on_scene", mission_id, searching)
 
-    async def flight_returning(self, mission_id: str, reason: str) -> None:
+    async def flight_returning(self, mission_id: str, reason: str, *, alert: bool = False) -> None:
         self._record("flight_returning", mission_id, reason)
 
-    async def flight_landed(self, drone_id: str, reason: str = "landed") -> None:
+    async def flight_landed(self, drone_id: str, reason: str = "landed", *, deliberate: bool = False) -> None:
         self._record("flight_landed", drone_id, reason)
 
     async def flight_failed(self, mission_id: str, reason: str, *, to_maintenance: bool) -> None:

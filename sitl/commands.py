@@ -9,6 +9,7 @@ follow it. The commands act through the vehicle's parts; they keep no state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +24,7 @@ from sitl.protocol import peer_of
 
 if TYPE_CHECKING:
     from sitl.auto import MissionRunner
+    from sitl.mount import Mount
     from sitl.pilot import Pilot
     from sitl.streams import StreamScheduler
     from sitl.vehicle import Faults
@@ -34,6 +36,17 @@ SEV_CRITICAL, SEV_WARNING = mav.MAV_SEVERITY_CRITICAL, mav.MAV_SEVERITY_WARNING
 ACCEPTED, FAILED = mav.MAV_RESULT_ACCEPTED, mav.MAV_RESULT_FAILED
 DENIED, UNSUPPORTED = mav.MAV_RESULT_DENIED, mav.MAV_RESULT_UNSUPPORTED
 GLOBAL_FRAMES = (None, mav.MAV_FRAME_GLOBAL, mav.MAV_FRAME_GLOBAL_INT)
+#: Frames a location in a command may come in (mavlink_coordinate_frame_to_location_alt_frame); others are DENIED.
+LOCATION_FRAMES = frozenset(
+    {mav.MAV_FRAME_GLOBAL, mav.MAV_FRAME_GLOBAL_INT, mav.MAV_FRAME_GLOBAL_RELATIVE_ALT, mav.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT,
+     mav.MAV_FRAME_GLOBAL_TERRAIN_ALT, mav.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT}
+)
+#: The highest altitude (m) ArduPilot's Location can hold (LOCATION_ALT_MAX_M).
+LOCATION_ALT_MAX_M = 83000.0
+
+
+def _latlon_ok(lat: float, lon: float) -> bool:
+    return -90 <= lat <= 90 and -180 <= lon <= 180
 
 Peer = tuple[int, int]
 
@@ -51,6 +64,7 @@ class CommandHost(Protocol):
     pilot: Pilot
     auto: MissionRunner
     streams: StreamScheduler
+    mount: Mount
     home: tuple[float, float, float] | None
 
     @property
@@ -72,6 +86,7 @@ class CommandHost(Protocol):
     def set_home(self, lat: float, lon: float, alt_amsl: float) -> bool: ...
     def send_home(self) -> None: ...
     def build_message(self, msgid: int) -> list[Any] | None: ...
+    def at(self, delay: float, action: Callable[[], None]) -> None: ...
 
 
 Handler = Callable[["Commands", list[float], "int | None", Peer], "int | None"]
@@ -182,18 +197,69 @@ class Commands:
         return None
 
     def reposition(self, p: list[float], frame: int | None, _peer: Peer) -> int:
+        """DO_REPOSITION, as ArduCopter's handle_command_int_do_reposition: a GUIDED destination (param1 speed and
+        param4 yaw are not used by Copter); CHANGE_MODE in param2 switches to GUIDED first."""
         v = self._v
+        if frame is None:
+            return UNSUPPORTED  # a location command Copter has no frame for as COMMAND_LONG
         change_mode = int(p[1]) & mav.MAV_DO_REPOSITION_FLAGS_CHANGE_MODE
         if v.mode != Mode.GUIDED and not change_mode:
             return DENIED
         lat, lon = p[4], p[5]
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+        if not _latlon_ok(lat, lon):
             return DENIED
+        if not self._location_frame_ok(frame, p[6]):
+            return DENIED
+        if (lat == 0 and lon == 0) or (p[6] == 0 and frame not in GLOBAL_FRAMES):
+            return DENIED  # Location::sanitize would put in the current position or altitude: refused
         if v.mode != Mode.GUIDED and not v.change_mode(Mode.GUIDED):
             return FAILED
-        h = v.height_from(p[6], frame if frame is not None else mav.MAV_FRAME_GLOBAL_RELATIVE_ALT)
+        h = v.height_from(p[6], frame)
         v.pilot.guided_goto((*v.frame.to_ne(lat, lon), h))
         return ACCEPTED
+
+    def _location_frame_ok(self, frame: int, alt: float) -> bool:
+        """GCS_MAVLINK::location_from_command_t: a global frame and a finite altitude ArduPilot can store."""
+        if math.isnan(alt) or abs(alt) > LOCATION_ALT_MAX_M:
+            return False
+        if frame not in LOCATION_FRAMES:
+            v = self._v  # ArduPilot's text queue sends it after the ACK
+            v.at(0.0, lambda: v.text(mav.MAV_SEVERITY_INFO, f"Unknown mavlink coordinate frame {frame}"))
+            return False
+        return True
+
+    # --- camera mount and regions of interest ----------------------------------------------------
+
+    def set_roi(self, p: list[float], frame: int | None, _peer: Peer) -> int:
+        """DO_SET_ROI_LOCATION / DO_SET_ROI: the nose (GUIDED, AUTO, CIRCLE) and the mount point at it; 0,0,0 clears."""
+        v = self._v
+        if frame is None:
+            frame = mav.MAV_FRAME_GLOBAL_RELATIVE_ALT  # Copter's frame for this command as COMMAND_LONG
+        lat, lon, alt = p[4], p[5], p[6]
+        if not self._location_frame_ok(frame, alt):
+            return DENIED
+        if not _latlon_ok(lat, lon):
+            return FAILED
+        if lat == 0 and lon == 0 and alt == 0:
+            return self.roi_none(p, frame, _peer)
+        n, e = v.frame.to_ne(lat, lon)
+        if v.mode in (Mode.GUIDED, Mode.AUTO, Mode.CIRCLE):
+            v.pilot.set_roi(n, e)
+        if v.mount.present:
+            v.mount.set_roi((n, e, v.height_from(alt, frame)))
+        return ACCEPTED
+
+    def roi_none(self, _p: list[float], _frame: int | None, _peer: Peer) -> int:
+        v = self._v
+        v.pilot.clear_roi()
+        v.mount.clear_roi()
+        return ACCEPTED
+
+    def mount_control(self, p: list[float], _frame: int | None, _peer: Peer) -> int:
+        """DO_MOUNT_CONTROL: param1 pitch, param2 roll, param3 yaw (degrees), param7 MAV_MOUNT_MODE."""
+        v = self._v
+        mode = int(p[6]) if not math.isnan(p[6]) else -1
+        return v.mount.control(p[0], p[1], p[2], mode)
 
     def change_speed(self, p: list[float], _frame: int | None, _peer: Peer) -> int:
         v = self._v
@@ -292,6 +358,10 @@ COMMANDS: dict[int, Handler] = {
     mav.MAV_CMD_NAV_LAND: Commands.land,
     mav.MAV_CMD_MISSION_START: Commands.mission_start,
     mav.MAV_CMD_DO_REPOSITION: Commands.reposition,
+    mav.MAV_CMD_DO_SET_ROI_LOCATION: Commands.set_roi,
+    mav.MAV_CMD_DO_SET_ROI: Commands.set_roi,
+    mav.MAV_CMD_DO_SET_ROI_NONE: Commands.roi_none,
+    mav.MAV_CMD_DO_MOUNT_CONTROL: Commands.mount_control,
     mav.MAV_CMD_DO_CHANGE_SPEED: Commands.change_speed,
     mav.MAV_CMD_CONDITION_YAW: Commands.condition_yaw,
     mav.MAV_CMD_DO_PAUSE_CONTINUE: Commands.pause_continue,

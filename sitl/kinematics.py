@@ -169,6 +169,45 @@ def fly_towards(
     return math.hypot(tn - m.north, te - m.east), th - m.alt
 
 
+#: Position error (m) to corrective speed (m/s) when following a moving target (PSC_POSXY_P).
+POS_P = 1.0
+
+
+def follow(
+    m: Motion,
+    target: tuple[float, float, float],
+    target_vel: tuple[float, float],
+    lim: Limits,
+    dt: float,
+    wind: tuple[float, float] = (0.0, 0.0),
+) -> None:
+    """Advance `dt` after a target moving at `target_vel` (north, east): its velocity plus a correction towards it.
+
+    The correction is the position controller's: POS_P per metre, no more than a stop on the target allows,
+    the whole within the horizontal speed limit (a CIRCLE's target point; the copter flies out to it first).
+    """
+    tn, te, th = target
+    dn, de, dh = tn - m.north, te - m.east, th - m.alt
+    d = math.hypot(dn, de)
+    want_n, want_e = target_vel
+    if d > 1e-6:
+        corr = min(POS_P * d, math.sqrt(2.0 * lim.accel * BRAKE_FRACTION_XY * d), lim.speed)
+        want_n += corr * dn / d
+        want_e += corr * de / d
+    s = math.hypot(want_n, want_e)
+    cap = lim.speed
+    if s > 1e-6:
+        cap = min(cap, max(reachable_ground_speed(want_n / s, want_e / s, wind, lim.max_airspeed), 0.0))
+    if s > cap:
+        want_n, want_e = want_n * cap / s, want_e * cap / s
+    v_z = lim.speed_up if dh > 0 else lim.speed_dn
+    want_z = math.copysign(min(v_z, math.sqrt(2.0 * lim.accel_z * BRAKE_FRACTION_Z * abs(dh)), POS_P * abs(dh)), dh)
+    _accelerate(m, want_n, want_e, want_z, lim, dt)
+    m.north += m.vn * dt
+    m.east += m.ve * dt
+    m.alt += m.vz * dt
+
+
 def _accelerate(m: Motion, want_n: float, want_e: float, want_z: float, lim: Limits, dt: float) -> None:
     dvn, dve = want_n - m.vn, want_e - m.ve
     dv = math.hypot(dvn, dve)

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from sitl.circle import Orbit
 from sitl.kinematics import (
     GRAVITY,
     Limits,
@@ -45,6 +46,7 @@ class GoalKind(Enum):
     SPOOL = "spool"  # takeoff accepted, motors spooling up
     CLIMB = "climb"  # takeoff climb
     GOTO = "goto"  # fly to target (and hold there)
+    CIRCLE = "circle"  # fly round an orbit (CIRCLE mode)
     LAND = "land"
     SINK = "sink"
     FALL = "fall"
@@ -68,12 +70,15 @@ class Goal:
     jerk: float | None = None  # horizontal jerk limit for this leg (m/s^3)
     since: float = 0.0
     arrived: bool = False
+    orbit: Orbit | None = None
 
 
 class Navigator:
     def __init__(self) -> None:
         self.goal = Goal(GoalKind.GROUND)
         self.touchdown_speed = 0.0
+        #: A point (north, east) the nose points at instead of where the goal would turn it (a region of interest).
+        self.face: tuple[float, float] | None = None
 
     @property
     def airborne(self) -> bool:
@@ -112,6 +117,9 @@ class Navigator:
     def hold(self, m: Motion, lim: Limits, now: float) -> None:
         """Brake and hold where the copter comes to rest."""
         self.goto(stopping_point(m, lim), now, yaw_to_travel=False)
+
+    def circle(self, orbit: Orbit, now: float) -> None:
+        self.set(Goal(GoalKind.CIRCLE, (orbit.north, orbit.east, orbit.alt), yaw_to_travel=False, orbit=orbit), now)
 
     def land(self, now: float) -> None:
         self.set(Goal(GoalKind.LAND), now)
@@ -155,7 +163,9 @@ class Navigator:
             if g.jerk is not None:
                 lim = replace(lim, jerk=g.jerk)
             dh, dz = fly_towards(m, g.target, lim, dt, wind, g.speed)
-            if g.yaw_to_travel and dh > 2.0 and m.ground_speed > 1.0:
+            if self.face is not None:
+                self._face(m, dt)
+            elif g.yaw_to_travel and dh > 2.0 and m.ground_speed > 1.0:
                 m.heading = turn_towards(m.heading, bearing_deg(g.target[0] - m.north, g.target[1] - m.east), dt)
             if g.arrived:
                 return []
@@ -168,6 +178,14 @@ class Navigator:
                 if g.stop:
                     m.an = m.ae = 0.0  # at rest: the next leg builds its acceleration up from zero
                 return [Event.ARRIVED]
+            return []
+        if kind == GoalKind.CIRCLE:
+            assert g.orbit is not None
+            yaw = g.orbit.step(m, lim, dt, wind)
+            if self.face is not None:
+                self._face(m, dt)
+            else:
+                m.heading = turn_towards(m.heading, yaw, dt)
             return []
         if kind == GoalKind.LAND:
             descend(m, land_rate(m.alt, land[0], land[1], land[2]), lim, dt)
@@ -185,6 +203,12 @@ class Navigator:
             self.set(Goal(GoalKind.GROUND), g.since)
             return [Event.TOUCHDOWN]
         return []
+
+    def _face(self, m: Motion, dt: float) -> None:
+        assert self.face is not None
+        dn, de = self.face[0] - m.north, self.face[1] - m.east
+        if math.hypot(dn, de) > 1.0:
+            m.heading = turn_towards(m.heading, bearing_deg(dn, de), dt)
 
     def target(self) -> tuple[float, float, float] | None:
         g = self.goal

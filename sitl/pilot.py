@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
+from sitl.circle import ROI_AT_CENTER, Orbit
 from sitl.kinematics import Limits, Motion
 from sitl.mission import MissionStore
 from sitl.modes import HOLDS_POSITION, MANUAL_THROTTLE, NEEDS_POSITION, Mode, is_known
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from sitl.arming import Arming
     from sitl.auto import MissionRunner
     from sitl.boot import Boot
+    from sitl.mount import Mount
     from sitl.rtl import ReturnToLaunch
 
 SEV_CRITICAL, SEV_WARNING = mav.MAV_SEVERITY_CRITICAL, mav.MAV_SEVERITY_WARNING
@@ -41,6 +43,7 @@ class PilotHost(Protocol):
     arming: Arming
     auto: MissionRunner
     rtl: ReturnToLaunch
+    mount: Mount
 
     @property
     def armed(self) -> bool: ...
@@ -95,6 +98,7 @@ class Pilot:
         if previous == Mode.AUTO:
             v.auto.interrupt()
         v.rtl.cancel()
+        v.nav.face = None  # a new mode starts with its own yaw (ArduCopter's auto_yaw back to its default)
         self._enter_mode()
         v.send(v.heartbeat())
         return True
@@ -113,12 +117,47 @@ class Pilot:
             v.nav.land(now)
         elif mode == Mode.AUTO:
             v.auto.start_or_resume()
+        elif mode == Mode.CIRCLE:
+            self._start_circle()
         elif mode in MANUAL_THROTTLE:
             v.nav.sink(now)
         elif mode in HOLDS_POSITION:
             v.nav.hold(v.motion, v.limits(), now)
         else:
             v.nav.hold(v.motion, v.limits(), now)
+
+    def _start_circle(self) -> None:
+        """CIRCLE: orbit from CIRCLE_RADIUS/RATE/OPTIONS (sitl/circle.py); ROI_AT_CENTER points the mount at the centre."""
+        v = self._v
+        p = v.params
+        orbit = Orbit.start(v.motion, v.limits(), p["CIRCLE_RADIUS"], p["CIRCLE_RATE"], int(p["CIRCLE_OPTIONS"]))
+        self._circle_params = (p["CIRCLE_RADIUS"], p["CIRCLE_RATE"])
+        v.nav.circle(orbit, v.t)
+        if orbit.options & ROI_AT_CENTER and v.mount.present:
+            v.mount.set_roi((orbit.north, orbit.east, 0.0))  # the centre on the ground
+
+    _circle_params = (0.0, 0.0)
+
+    def _circle_param_change(self) -> None:
+        """CIRCLE_RADIUS and CIRCLE_RATE set while circling take effect at once (AC_Circle::check_param_change)."""
+        v = self._v
+        g = v.nav.goal
+        if g.orbit is None:
+            return
+        now = (v.params["CIRCLE_RADIUS"], v.params["CIRCLE_RATE"])
+        if now != self._circle_params:
+            self._circle_params = now
+            g.orbit.update_params(*now)
+
+    # --- regions of interest ---------------------------------------------------------------------
+
+    def set_roi(self, north: float, east: float) -> None:
+        """DO_SET_ROI_LOCATION: the nose turns to the location in the modes that fly with auto yaw, until cleared,
+        a new mode or a new GUIDED destination (measured: a reposition after an ROI faces the way it flies)."""
+        self._v.nav.face = (north, east)
+
+    def clear_roi(self) -> None:
+        self._v.nav.face = None
 
     # --- GUIDED ---------------------------------------------------------------------------------
 
@@ -127,6 +166,7 @@ class Pilot:
         v = self._v
         if not v.flying:
             return  # ArduCopter stays on the ground: a position target is no takeoff
+        v.nav.face = None  # a new destination: yaw back to its default (ArduCopter's set_destination)
         v.nav.goto(target, v.t, speed=self.guided_speed)
 
     def change_speed(self, speed: float | None) -> None:
@@ -159,6 +199,8 @@ class Pilot:
             self._on_nav_event(event)
         if self.mode == Mode.RTL:
             v.rtl.tick()
+        elif self.mode == Mode.CIRCLE:
+            self._circle_param_change()
         v.auto.tick()
 
     def _on_nav_event(self, event: Event) -> None:

@@ -180,6 +180,14 @@ def ahrs(v: SimCopter) -> Any:
     return v.encoder.ahrs_encode(0.0, 0.0, 0.0, 0.0, 0.0, 0.0002, 0.05)
 
 
+def gimbal_device_attitude_status(v: SimCopter) -> Any | None:
+    """The mount's angle (only with a mount: MNT1_TYPE set)."""
+    if not v.mount.present:
+        return None
+    _, pitch, _ = _attitude_angles(v)
+    return v.mount.status(v.encoder, v.time_boot_ms, math.degrees(pitch))
+
+
 def system_time(v: SimCopter) -> Any:
     return v.encoder.system_time_encode(int(v.unix_time * 1e6), v.time_boot_ms)
 
@@ -258,6 +266,7 @@ GROUPS: dict[int, tuple[tuple[int, Builder], ...]] = {
         (mav.MAVLINK_MSG_ID_SYSTEM_TIME, system_time),
         (mav.MAVLINK_MSG_ID_WIND, wind),
         (mav.MAVLINK_MSG_ID_BATTERY_STATUS, battery_status),
+        (mav.MAVLINK_MSG_ID_GIMBAL_DEVICE_ATTITUDE_STATUS, gimbal_device_attitude_status),
         (mav.MAVLINK_MSG_ID_EKF_STATUS_REPORT, ekf_status_report),
         (mav.MAVLINK_MSG_ID_VIBRATION, vibration),
     ),

@@ -20,7 +20,9 @@ that part changes its own state:
     pilot.py      Pilot             flight mode, GUIDED targets, the flight step
     rtl.py        ReturnToLaunch    the RTL phases
     auto.py       MissionRunner     AUTO mission execution
-    commands.py   Commands          COMMAND_LONG/INT dispatch, SET_MODE, position targets
+    commands.py   Commands          COMMAND_LONG/INT dispatch, SET_MODE, position targets, ROI, mount control
+    circle.py     Orbit             CIRCLE mode's orbit (flown by the navigator)
+    mount.py      Mount             the camera's servo tilt gimbal (with MNT1_TYPE set) and its report
     protocol.py   ParamService,     parameter and mission transfer protocols
                   MissionTransfer
     failsafes.py  Failsafes         battery drain, GCS and battery failsafes
@@ -50,6 +52,7 @@ from sitl.failsafes import Failsafes
 from sitl.kinematics import Limits, LocalFrame, Motion, wind_vector
 from sitl.mission import MissionStore
 from sitl.modes import POSITION_CONTROLLED, Mode
+from sitl.mount import Mount
 from sitl.navigation import GoalKind, Navigator
 from sitl.params import COUNT as PARAM_COUNT
 from sitl.params import ParamStore
@@ -135,6 +138,7 @@ class SimCopter:
         self.boot = Boot(self, _timeline(), warm)
         self.failsafes = Failsafes(self)
         self.arming = Arming(self)
+        self.mount = Mount(self)
         self.pilot = Pilot(self)
         self.rtl = ReturnToLaunch(self)
         self.auto = MissionRunner(self)

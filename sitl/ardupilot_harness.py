@@ -13,6 +13,14 @@ instance number in a byte, so `-I` alone cannot place an instance above port
 processes are kept as children: ArduPilot SITL exits when its parent dies, and
 `stop()` terminates them in order.
 
+SITL simulates an RC receiver whose throttle stick sits at the bottom, and
+ArduCopter reads the throttle stick as a climb rate in CIRCLE (and LOITER): a
+SITL copter put in CIRCLE sank into the ground at 2.5 m/s (measured). So each
+instance's sticks are centred once it is ready (`centre_sticks`) and the
+instances are told their throttle is centre-sprung (PILOT_THR_BHV=1, in
+sitl.roster.SITL_RC_PARAMS: arming and auto-disarm then take mid-stick as
+"throttle at rest"), as a transmitter at rest is.
+
 "Ready" means what the controller needs before it can fly: a HEARTBEAT, and an
 EKF_STATUS_REPORT with the position flags set and constant-position mode clear
 (the readiness signal observed on a real ArduCopter 4.7).
@@ -29,6 +37,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -75,6 +84,11 @@ class SitlVehicle:
     def port(self) -> int:
         """SERIAL0: the MAVLink port a ground station connects to."""
         return self.base_port + SERIAL0 if self.base_port is not None else 5760 + 10 * self.instance
+
+    @property
+    def rc_in_port(self) -> int:
+        """SITL's simulated RC receiver (UDP): 8 or 16 little-endian uint16 PWM values per packet."""
+        return self.base_port + RC_IN if self.base_port is not None else 5501 + 10 * self.instance
 
     @property
     def control_port(self) -> int:
@@ -216,6 +230,7 @@ class ArduPilotFleet:
                 raise RuntimeError(f"SITL instance {v.instance} exited with {proc.returncode}:\n{tail}")
             try:
                 await _probe_ready(v)
+                centre_sticks(v.rc_in_port)
                 log.info("SITL instance %d (sysid %d, port %d) ready after %.1f s", v.instance, v.system_id, v.port, time.monotonic() - started)
                 return
             except (OSError, asyncio.TimeoutError, ConnectionError):
@@ -234,6 +249,19 @@ class ArduPilotFleet:
         self.processes.clear()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+#: SITL's own default inputs (AP_RCProtocol_UDP) with the throttle centred: channels 5-8 are switches (5 the flight mode
+#: switch: changing it would change the mode), kept where SITL has them. SITL keeps the last values it received.
+CENTRED_STICKS = (1500, 1500, 1500, 1500, 1800, 1000, 1000, 1800)
+
+
+def centre_sticks(rc_in_port: int, repeat: int = 3) -> None:
+    """Send SITL's simulated RC receiver the sticks centred (UDP, a few times in case one is lost)."""
+    packet = struct.pack(f"<{len(CENTRED_STICKS)}H", *CENTRED_STICKS)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(repeat):
+            s.sendto(packet, ("127.0.0.1", rc_in_port))
 
 
 async def _probe_ready(v: SitlVehicle, timeout: float = 5.0) -> None:

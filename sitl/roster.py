@@ -63,6 +63,24 @@ def model_overrides(name: str, model: dict[str, Any], source: Path | str) -> tup
     return params, capacity / 1000.0 / endurance_h, max_speed
 
 
+#: A camera on a servo tilt gimbal, as every fleet drone carries (ArduPilot SITL's default has no mount, and then
+#: MAV_CMD_DO_MOUNT_CONTROL is FAILED): tilt on SERVO9 (function 7, mount tilt), -90 (straight down) .. 0 degrees.
+#: The built-in simulator takes the same parameters.
+SITL_GIMBAL_PARAMS: dict[str, float] = {
+    "MNT1_TYPE": 1.0,
+    "SERVO9_FUNCTION": 7.0,
+    "MNT1_PITCH_MIN": -90.0,
+    "MNT1_PITCH_MAX": 0.0,
+}
+
+#: A centre-sprung throttle stick. SITL simulates a receiver whose throttle stick sits at the bottom, and ArduCopter
+#: reads that stick as a climb rate in CIRCLE (and LOITER): a SITL copter put in CIRCLE sank at 2.5 m/s into the
+#: ground (measured; with no RC pulses at all and FS_THR_ENABLE=0 it did too). The harness centres the sticks
+#: (sitl.ardupilot_harness.centre_sticks) and this tells ArduCopter mid-stick is "throttle at rest", so it still arms
+#: ("Throttle (RC3) is not neutral" otherwise) and disarms after landing. Then CIRCLE holds its altitude, as the
+#: built-in simulator does.
+SITL_RC_PARAMS: dict[str, float] = {"PILOT_THR_BHV": 1.0}
+
 #: Current drawn by ArduPilot SITL's default quad (`--model +` with copter.parm) hovering at 30 m: 28.1 A,
 #: measured on ArduCopter 4.7.0-dev SITL (SYS_STATUS.current_battery over 85 simulated seconds).
 SITL_HOVER_CURRENT_A = 28.1
@@ -82,6 +100,8 @@ def ardupilot_overrides(name: str, model: dict[str, Any], source: Path | str) ->
     # SITL's quad leans at most 30 degrees by default, which holds it to 10 m/s (measured); 45 degrees lets it
     # reach the 12-15 m/s the models cruise at (14.7 m/s measured), as the airframes they stand for do.
     params["ANGLE_MAX"] = SITL_ANGLE_MAX_CDEG
+    params.update(SITL_GIMBAL_PARAMS)
+    params.update(SITL_RC_PARAMS)
     return params
 
 
@@ -113,13 +133,14 @@ def roster_specs(
         for drone in drones:
             if limit is not None and len(specs) >= limit:
                 return specs
-            params: dict[str, float] = {}
+            params: dict[str, float] = dict(SITL_GIMBAL_PARAMS)  # every fleet drone carries the gimbal
             hover_a, max_air = 28.0, 20.0
             model_name = drone.get("model")
             if models and model_name is not None:
                 if model_name not in models:
                     raise RosterError(f"{stations_file}: drone {drone.get('id')}: unknown model {model_name!r}")
-                params, hover_a, max_air = model_overrides(model_name, models[model_name], models_file or "")
+                model_params, hover_a, max_air = model_overrides(model_name, models[model_name], models_file or "")
+                params.update(model_params)
             specs.append(
                 VehicleSpec(
                     instance=base_instance + len(specs),

@@ -83,14 +83,14 @@ async def get_control(drone_id: DroneId, rt: Runtime = Depends(runtime), who: Pr
     return _control_view(rt, drone_id, rt.center.control.token(drone_id))
 
 
-@router.post("/drones/{drone_id}/control/take", response_model=ControlOut, responses=responses(*AUTH, 404, 409, 422, 503))
+@router.post("/drones/{drone_id}/control/take", response_model=ControlOut, responses=responses(*AUTH, 404, 409, *BODY, 503))
 async def take_control(drone_id: DroneId, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*FLYERS))) -> dict:
     """Commander or admin: take control over (the pilot sees `control.changed`). The station's pilot: take it back
     when nobody holds it. 409 when the drone has no mission in flight or someone else holds it."""
     return _control_view(rt, drone_id, await rt.center.control.take(drone_id, who))
 
 
-@router.post("/drones/{drone_id}/control/release", response_model=ControlOut, responses=responses(*AUTH, 404, 409, 422, 503))
+@router.post("/drones/{drone_id}/control/release", response_model=ControlOut, responses=responses(*AUTH, 404, 409, *BODY, 503))
 async def release_control(drone_id: DroneId, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*FLYERS))) -> dict:
     """The holder lets go: a commander's release gives control back to the mission's pilot; a pilot's leaves it free."""
     return _control_view(rt, drone_id, await rt.center.control.release(drone_id, who))

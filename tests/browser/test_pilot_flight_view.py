@@ -271,9 +271,9 @@ async def test_tap_the_map_and_fly_there(browser, tmp_path: Path) -> None:  # no
                               60, "the drone at the tapped point")
         assert d["state"] in ("on_scene", "enroute")
         r = await f.api("GET", f"/missions/{f.mission_id}/flight")
-        if r.status_code == 200 and r.json().get("target"):
-            t = r.json()["target"]
-            assert geo.distance_m(t["lat"], t["lon"], picked["lat"], picked["lon"]) < 2
+        assert r.status_code == 200, r.text
+        t_lat, t_lon, _alt = r.json()["target"]  # the controller's own record of where the pilot sent it
+        assert geo.distance_m(t_lat, t_lon, picked["lat"], picked["lon"]) < 2
         # The page drew the target and the drone's track got there too.
         view = await f.page.evaluate("window.pilotView()")
         assert view["target"] and geo.distance_m(view["target"]["lat"], view["target"]["lon"], lat, lon) < 5
@@ -306,10 +306,13 @@ async def test_a_refused_command_says_why(browser, tmp_path: Path) -> None:  # n
         text = await f.page.inner_text("[data-result=pick]")
         assert "Refused" in text and "no-fly" in text.lower() and "test zone" in text, text
         await shot(f.page, "flight-refused-desktop-1440x900")
-        # Nothing was sent: the drone stays where it was.
+        # Nothing was sent: the controller has no pilot target, and the drone stays on scene (the zone is kilometres away).
+        r = await f.api("GET", f"/missions/{f.mission_id}/flight")
+        assert r.status_code == 200 and r.json()["target"] is None, r.text
         await asyncio.sleep(2)
         after = await f.drone()
-        assert geo.distance_m(before["lat"], before["lon"], after["lat"], after["lon"]) < 10
+        assert geo.distance_m(before["lat"], before["lon"], after["lat"], after["lon"]) < 30
+        assert geo.distance_m(after["lat"], after["lon"], zlat, zlon) > 1000
 
         # A bad altitude is refused with the field named.
         await f.page.fill("#alt-set", "500")
@@ -332,7 +335,7 @@ async def test_land_asks_for_confirmation(browser, tmp_path: Path) -> None:  # n
         await shot(f.page, "flight-land-confirm-tablet-768x1024")
         await f.page.tap("#land-dialog button[value=cancel]")
         await dialog.wait_for(state="hidden")
-        assert "nothing was sent" in await f.page.inner_text("[data-result=primary]")
+        await f.page.wait_for_selector("[data-result=primary]:has-text('nothing was sent')", timeout=5_000)
         assert sent == []
         await asyncio.sleep(1)
         assert await f.mission_state() == "on_scene"

@@ -8,6 +8,7 @@ const ACTIVE = new Set(["accepted", "launched", "on_scene", "returning"]);
 const ENDED_OFFER = new Set(["declined", "expired", "aborted", "completed"]);
 const missions = new Map();   // mission id -> latest view
 const gone = new Map();       // mission id -> {html, at} (offers that ended without us accepting)
+const endings = new Map();    // mission id -> the offer.ended event's data: why, and where the call went next
 let api = null, stream = null, clockSkewMs = 0, me = null, uiConfig = null, stations = null;
 
 // ArduCopter flight modes (custom_mode numbers) in words a pilot reads at a glance.
@@ -55,6 +56,16 @@ function onEvent(ev) {
   if (ev.type === "hello") { loadMissions().catch(showError); return; }
   if (ev.ts) clockSkewMs = Date.parse(ev.ts) - Date.now();
   const d = ev.data || {};
+  if (ev.type === "offer.ended" && d.mission_id) {
+    endings.set(d.mission_id, d);
+    const m = missions.get(d.mission_id);
+    if (m && (gone.has(m.id) || m.state === "offered")) {
+      if (m.state === "offered") upsert({ ...m, state: d.outcome, reason: d.reason, updated_at: ev.ts });
+      offerEnded(ev.type, missions.get(d.mission_id));
+      render();
+    }
+    return;
+  }
   if (ev.mission_id && d.id === ev.mission_id) {
     const before = missions.get(d.id);
     upsert(d);
@@ -153,13 +164,14 @@ function offerEnded(type, m) {
 
 // Who got the call next: the controller names the next drone and station on the ended offer.
 function passedTo(m) {
-  const n = m.passed_to || m.next || (m.next_drone_id ? { drone_id: m.next_drone_id, station_id: m.next_station_id } : null);
+  const e = endings.get(m.id);
+  if (!e) return "The call goes to the next drone.";
+  const n = e.next;
   if (n && (n.drone_id || n.station_id)) {
     return `Passed to <b>${escapeHtml(n.drone_id || "a drone")}</b>${n.station_id ? ` (station ${escapeHtml(n.station_id)})` : ""}.`;
   }
-  if (n && n.queued) return "No other drone is free: the call is queued.";
-  if (m.passed_to === null || m.next === null) return "No other drone is free: the call waits in the queue.";
-  return "The call goes to the next drone.";
+  if (e.queued) return "No other drone is free: the call waits in the queue.";
+  return "The call was not passed on (it is closed or already covered).";
 }
 
 function renderGone() {
@@ -272,12 +284,14 @@ async function openFlight(missionId) {
   sessionStorage.setItem("flightMission", missionId);
   flight = {
     missionId, droneId: m.drone_id, tele: null, drone: null, control: null, info: null, track: [], target: null,
-    picked: null, viewer: null, kind: "visible", lastTeleAt: 0, feeds: [], altTarget: null, steps: [], timer: null,
+    picked: null, viewer: null, kind: "visible", follow: true, lastTeleAt: 0, feeds: [], altTarget: null, steps: [], timer: null,
   };
   showFlight(true);
   $("f-mission").textContent = m.id;
   $("f-drone").textContent = m.drone_id;
   $("f-state").dataset.state = m.id;
+  $("map-hint").hidden = false; $("map-hint").classList.remove("nudge");
+  $("map-hint").textContent = "Tap the map to pick a point, then: Fly here · Orbit · Point camera";
   setupMap(m);
   flightMissionChanged();
   renderTelemetry();
@@ -331,15 +345,15 @@ function flightMissionChanged() {
   const search = !!m.plan;
   $("resume").firstChild.textContent = search ? "Resume sweep " : "Resume ";
   $("resume").title = search ? "Back to the search sweep where it left off" : "Give the drone back to the controller's on-scene behaviour";
-  if (!ACTIVE.has(m.state)) setResult("primary", `Mission ${m.state}${m.reason ? ": " + m.reason : ""}. Go back to the offers with the button at the top left.`, "info");
+  if (!ACTIVE.has(m.state) && m.state !== "offered") setResult("primary", `Mission ${m.state}${m.reason ? ": " + m.reason : ""}. Go back to the offers with the button at the top left.`, "info");
   drawScene();
 }
 
 // --- map ---
 
 function setupMap(m) {
-  const map = L.map("map", { zoomControl: true, attributionControl: false, tap: true }).setView([m.incident?.lat ?? 32.06, m.incident?.lon ?? 118.79], 15);
-  L.control.scale({ imperial: false }).addTo(map);
+  const map = L.map("map", { zoomControl: true, attributionControl: false, keyboard: false }).setView([m.incident?.lat ?? 32.06, m.incident?.lon ?? 118.79], 15);
+  L.control.scale({ imperial: false, position: "topleft" }).addTo(map);
   flight.map = map;
   flight.layers = {
     static: L.layerGroup().addTo(map),
@@ -349,12 +363,23 @@ function setupMap(m) {
     target: null, picked: null, orbit: null, drone: null, scene: null, fence: null,
   };
   map.on("click", (e) => pickPoint(e.latlng.lat, e.latlng.lng));
+  // the map follows the drone until the pilot moves it by hand; then a button brings it back
+  map.on("dragstart", () => setFollow(false));
+  map.getContainer().addEventListener("wheel", () => setFollow(false), { passive: true });
   // the grid changes size with the window (tablet turned round): keep the map filled and the drone in view
   flight.resize = new ResizeObserver(() => {
     map.invalidateSize();
     const d = flight && flight.layers.drone;
-    if (d && !map.getBounds().contains(d.getLatLng())) map.panTo(d.getLatLng(), { animate: false });
+    if (d && flight.follow && !map.getBounds().contains(d.getLatLng())) map.panTo(d.getLatLng(), { animate: false });
   }).observe($("map"));
+}
+
+function setFollow(on) {
+  if (!flight) return;
+  flight.follow = on;
+  $("recenter").hidden = on;
+  const d = flight.layers.drone;
+  if (on && d) flight.map.panTo(d.getLatLng());
 }
 
 function drawStatic() {
@@ -366,7 +391,7 @@ function drawStatic() {
   }
   if (uiConfig?.nofly) {
     L.geoJSON(uiConfig.nofly, { style: { color: "#ff5c5c", weight: 2, fillColor: "#ff5c5c", fillOpacity: 0.18, dashArray: "4 4" } })
-      .bindTooltip((layer) => `NO-FLY: ${escapeHtml(layer.feature.properties.name)}`, { sticky: true }).addTo(g);
+      .bindTooltip((layer) => `NO-FLY: ${escapeHtml(layer.feature.properties.name)}`, { sticky: true, className: "map-label nofly-label" }).addTo(g);
   }
   for (const s of stations || []) {
     const home = s.id === me.station_id;
@@ -386,7 +411,7 @@ function drawScene() {
   flight.layers.scene = L.marker([inc.lat, inc.lon], {
     icon: L.divIcon({ className: "scene-icon", html: `<div class="scene g${inc.grade}">!</div>`, iconSize: [34, 34], iconAnchor: [17, 17] }),
     keyboard: false,
-  }).bindTooltip(`SCENE: ${escapeHtml(offerTitle(m))}`, { permanent: true, direction: "top", offset: [0, -16], className: "map-label" }).addTo(flight.map);
+  }).bindTooltip("SCENE", { permanent: true, direction: "top", offset: [0, -16], className: "map-label" }).addTo(flight.map);
 }
 
 function drawRoute() {
@@ -395,7 +420,9 @@ function drawRoute() {
   const g = flight.layers.route;
   g.clearLayers();
   const route = flight.info?.route;
-  if (Array.isArray(route) && route.length > 1) {
+  if (flight.target && Array.isArray(route) && route.length === 2) {
+    /* the line to the pilot's target is drawn by the target itself */
+  } else if (Array.isArray(route) && route.length > 1) {
     L.polyline(route.map(ll), { color: "#b388ff", weight: 3, opacity: 0.9, dashArray: "2 8" }).addTo(g);
   } else if (m?.plan?.waypoints?.length) {
     const wps = m.plan.waypoints.map(ll);
@@ -479,7 +506,6 @@ function clearPick() {
   flight.picked = null;
   if (flight.layers.picked) { flight.layers.picked.remove(); flight.layers.picked = null; }
   $("pick").hidden = true;
-  $("map-hint").hidden = false;
 }
 
 function noflyAt(lat, lon) {
@@ -518,13 +544,14 @@ function renderTelemetry() {
   if (want != null && alt != null && Math.abs(want - alt) > 2) $("t-alt").textContent += ` → ${Math.round(want)}`;
   $("t-speed").textContent = t.ground_speed_ms == null ? "–" : `${t.ground_speed_ms.toFixed(1)} m/s`;
   const batt = t.battery_pct ?? flight.drone?.battery_pct;
-  const need = pick(info, ["return_battery_pct", "battery_to_return_pct", "return.battery_pct", "return_need.battery_pct"]);
-  const reserve = pick(info, ["reserve_pct", "return.reserve_pct", "return_need.reserve_pct"]) ?? 0;
+  const need = pick(info, ["return_need_pct"]);
+  const reserve = 15;  // the page's own margin on top of the battery the way home takes
   $("t-batt").textContent = batt == null ? "–" : `${Math.round(batt)} %`;
-  const lowBatt = batt != null && need != null && batt < need + reserve + 10;
+  const lowBatt = batt != null && need != null && batt < need + reserve;
   $("t-batt").parentElement.className = batt == null ? "" : lowBatt || batt < 25 ? "bad" : batt < 40 ? "warn" : "";
-  const rtime = pick(info, ["return_time_s", "time_to_return_s", "return.time_s", "return_need.time_s"]);
+  const rtime = pick(info, ["return_s"]);
   $("t-rth").textContent = rtime == null && need == null ? "–" : `${rtime == null ? "" : fmtDuration(rtime)}${need == null ? "" : ` · ${Math.round(need)} %`}`;
+  $("t-rth").title = info.return_to ? `the way home goes to ${info.return_to}` : "";
   $("t-rth").parentElement.className = lowBatt ? "bad" : "";
   $("t-mode").textContent = t.mode == null ? (flight.drone?.state || "–") : (MODE[t.mode] || `mode ${t.mode}`) + (t.armed === false ? " · disarmed" : "");
   $("t-hdg").textContent = t.heading_deg == null ? "–" : `${Math.round(t.heading_deg)}° ${compass(t.heading_deg)}`;
@@ -533,17 +560,18 @@ function renderTelemetry() {
 }
 
 function renderLink() {
-  const info = flight.info || {}, link = info.link || {};
-  let age = link.heartbeat_age_s ?? link.last_heartbeat_age_s;
-  if (age == null && flight.lastTeleAt) age = (Date.now() - flight.lastTeleAt) / 1000;
-  const up = link.up !== false;
+  const info = flight.info || {};
+  // the vehicle's last heartbeat as the controller saw it (aged since we asked), else our last telemetry event
+  let age = info.heartbeat_age_s != null ? info.heartbeat_age_s + (Date.now() - flight.infoAt) / 1000 : null;
+  const teleAge = flight.lastTeleAt ? (Date.now() - flight.lastTeleAt) / 1000 : null;
+  if (age == null || (teleAge != null && teleAge < age)) age = teleAge;
+  const up = info.link_up !== false;
   let text, cls;
   if (!streamUp) { text = "page offline"; cls = "bad"; }
   else if (age == null) { text = "waiting"; cls = ""; }
   else if (!up || age > 10) { text = `LOST ${Math.round(age)} s`; cls = "bad"; }
   else if (age > 3) { text = `weak · ${age.toFixed(0)} s`; cls = "warn"; }
   else { text = `good · ${age.toFixed(1)} s`; cls = "ok"; }
-  if (link.quality_pct != null) text += ` · ${Math.round(link.quality_pct)} %`;
   $("t-link").textContent = text;
   $("t-link").parentElement.className = cls;
 }
@@ -563,14 +591,23 @@ async function refreshFlightInfo() {
     const info = await api.call("GET", `/api/v1/missions/${encodeURIComponent(id)}/flight`);
     if (!flight || flight.missionId !== id) return;
     const first = !flight.info;
-    flight.info = info;
-    if (first && Array.isArray(info.track)) for (const p of info.track) pushTrack(...ll(p));
-    if (info.target && (info.target.lat != null)) {
-      const t = info.target;
-      if (!flight.target || t.lat !== flight.target.lat || t.lon !== flight.target.lon || t.kind !== flight.target.kind || t.radius_m !== flight.target.radius_m) setTarget(t);
-      if (t.alt_m != null) flight.altTarget = t.alt_m;
-    } else if (info.target === null && flight.target && !flight.target.local) setTarget(null);
-    if (first) drawRoute();
+    flight.info = info; flight.infoAt = Date.now();
+    if (first && Array.isArray(info.track)) {
+      const live = flight.track.splice(0);
+      for (const p of info.track) pushTrack(...ll(p));
+      for (const p of live) pushTrack(...p);
+    }
+    if (Array.isArray(info.target) && info.target.length >= 2) {
+      const [lat, lon, alt] = info.target, old = flight.target;
+      const same = old && distanceM([old.lat, old.lon], [lat, lon]) < 1;
+      // the kind and orbit radius are what this page sent; a target someone else set shows as a plain target
+      const t = same ? { ...old, alt_m: alt ?? old.alt_m } : { kind: "fly_to", lat, lon, alt_m: alt };
+      if (!same || (old.alt_m !== t.alt_m)) setTarget(t);
+      if (alt != null) flight.altTarget = alt;
+    } else if (info.target === null && flight.target && flight.target.kind !== "hold") { setTarget(null); flight.altTarget = null; }
+    $("resume").classList.toggle("paused", !!info.paused_sweep);
+    if (info.paused_sweep) $("resume").firstChild.textContent = "Resume sweep ";
+    drawRoute();
     renderTelemetry();
   } catch (err) {
     if (err.status === 404 || err.status === 405) flight.noInfo = true;  // this controller has no flight summary
@@ -618,6 +655,11 @@ function renderControl() {
     const since = c.since ? ` since ${new Date(c.since).toLocaleTimeString()}` : "";
     banner.innerHTML = `<b>${who} HAS TAKEN CONTROL</b> of ${escapeHtml(flight.droneId)}${since}. Your commands are refused until control is handed back. Watch the map and video.`;
   }
+  const lim = c.limits || {};
+  const bound = (id, lo, hi) => { if (lo != null) $(id).min = lo; if (hi != null) $(id).max = hi; };
+  bound("alt-set", lim.min_alt_m, lim.max_alt_m);
+  bound("orbit-r", lim.min_orbit_radius_m, lim.max_orbit_radius_m);
+  bound("orbit-v", null, lim.max_speed_ms);
   take.hidden = iHold() || (h && h.role !== "pilot");
   take.textContent = h ? "Take control back" : "Take control";
   document.body.classList.toggle("not-in-control", !!c && !iHold());
@@ -652,7 +694,7 @@ async function send(body, group) {
   try {
     const out = await api.call("POST", `/api/v1/drones/${encodeURIComponent(flight.droneId)}/commands`, body);
     const ms = out && out.acked_in_ms != null ? ` in ${Math.round(out.acked_in_ms)} ms` : "";
-    setResult(group, `✓ ${WORDS[body.kind]}${describe(body)}: accepted by the drone${ms}.${out && out.detail ? " " + out.detail : ""}`, "ok");
+    setResult(group, `✓ ${WORDS[body.kind]}${describe(body)}: accepted by the drone${ms}${out && out.detail ? " (" + out.detail + ")" : ""}.`, "ok");
     afterAccepted(body);
     return out;
   } catch (err) {
@@ -686,7 +728,11 @@ function afterAccepted(b) {
 }
 
 function pickedCommand(kind) {
-  if (!flight.picked) { setResult("pick", "", ""); $("map-hint").textContent = "First tap the map to pick a point."; $("map-hint").classList.add("nudge"); return; }
+  if (!flight.picked) {
+    setResult("pick", "", "");
+    $("map-hint").textContent = "First tap the map to pick a point."; $("map-hint").classList.add("nudge"); $("map-hint").hidden = false;
+    return;
+  }
   const { lat, lon } = flight.picked;
   if (kind === "fly_to") return send({ kind, lat, lon });
   if (kind === "roi") return send({ kind, lat, lon });
@@ -741,7 +787,7 @@ function videoFeedsChanged(kinds) {
   flight.feeds = kinds;
   if (!kinds.includes(flight.kind)) {
     if (flight.viewer) { flight.viewer.close(); flight.viewer = null; }
-    $("f-video-status").textContent = kinds.length ? `${flight.kind}: not streaming (try ${kinds[0]})` : "no video: the drone streams once airborne";
+    $("f-video-status").textContent = kinds.length ? `${flight.kind}: not streaming (try ${kinds[0]})` : "no video from this drone yet";
     return;
   }
   if (!flight.viewer && !flight.connecting) watch();
@@ -845,6 +891,7 @@ document.addEventListener("click", (e) => {
     case "roi-scene": { const s = sceneLatLon(); return s && send({ kind: "roi", lat: s.lat, lon: s.lon }, "camera"); }
     case "take": return takeControl();
     case "back": return showFlight(false);
+    case "recenter": return setFollow(true);
   }
 });
 $("alt-set").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); send({ kind: "altitude", alt_m: Number($("alt-set").value) }); } });
@@ -898,5 +945,5 @@ window.pilotMapPoint = (lat, lon) => {
   const p = flight.map.latLngToContainerPoint([lat, lon]), r = $("map").getBoundingClientRect();
   return { x: r.left + p.x, y: r.top + p.y };
 };
-window.pilotMapShow = (lat, lon, zoom) => flight.map.setView([lat, lon], zoom || flight.map.getZoom(), { animate: false });
+window.pilotMapShow = (lat, lon, zoom) => { setFollow(false); flight.map.setView([lat, lon], zoom || flight.map.getZoom(), { animate: false }); };
 window.pilotAlarm = () => ({ beeps: alarm.beeps, notified: alarm.notified, audio: alarm.ctx ? alarm.ctx.state : "none", title: document.title });

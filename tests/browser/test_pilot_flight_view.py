@@ -370,3 +370,39 @@ async def test_commander_take_over_shows_a_banner(browser, tmp_path: Path) -> No
         await f.page.wait_for_selector("#f-holder:has-text('YOU HAVE CONTROL')", timeout=10_000)
         assert await f.page.locator("#hold").is_enabled()
         assert f.errors == []
+
+
+async def test_orbit_camera_hold_and_return_from_the_page(browser, tmp_path: Path) -> None:  # noqa: ANN001
+    async with in_flight(browser, tmp_path, viewport=TABLET_LANDSCAPE) as f:
+        await wait_on_scene(f)
+
+        async def flight() -> dict[str, Any]:
+            r = await f.api("GET", f"/missions/{f.mission_id}/flight")
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        # Orbit the scene: the vehicle goes into CIRCLE around it (the controller's own view of the vehicle).
+        await f.page.fill("#orbit-r", "50")
+        await f.page.click("[data-dir=ccw]")
+        await f.page.click("#orbit-scene")
+        await f.page.wait_for_selector("[data-result=orbit].ok", timeout=20_000)
+        assert "50 m counter-clockwise" in await f.page.inner_text("[data-result=orbit]")
+        await f.until_api(flight, lambda v: v["mode"] == "CIRCLE", 60, "the drone orbiting")
+        await f.page.wait_for_selector("#t-mode:has-text('CIRCLE')", timeout=10_000)
+
+        # The camera: look at the scene, then tilt with the keyboard ([ twice: -45 -> -65 degrees).
+        await f.page.click("#roi-scene")
+        await f.page.wait_for_selector("[data-result=camera].ok", timeout=15_000)
+        await f.page.locator("body").press("[")
+        await f.page.locator("body").press("[")
+        await f.page.wait_for_selector("[data-result=camera].ok:has-text('-65')", timeout=15_000)
+
+        # H holds where it is; R brings it home.
+        await f.page.locator("body").press("h")
+        await f.page.wait_for_selector("[data-result=primary].ok:has-text('Hold')", timeout=15_000)
+        await f.until_api(flight, lambda v: v["mode"] != "CIRCLE", 30, "the orbit stopped")
+        await f.page.locator("body").press("r")
+        await f.page.wait_for_selector("[data-result=primary].ok:has-text('Return')", timeout=15_000)
+        await f.until_api(f.mission_state, lambda s: s in ("returning", "completed"), 30, "the mission returning")
+        await shot(f.page, "flight-returning-tablet-1024x768")
+        assert f.errors == []

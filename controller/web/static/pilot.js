@@ -13,8 +13,12 @@ let api = null, stream = null, clockSkewMs = 0, me = null, uiConfig = null, stat
 
 // ArduCopter flight modes (custom_mode numbers) in words a pilot reads at a glance.
 const MODE = {
-  0: "STABILIZE", 2: "ALT HOLD", 3: "AUTO (sweep)", 4: "GUIDED", 5: "LOITER (hold)", 6: "RTL (home)",
-  7: "CIRCLE (orbit)", 9: "LANDING", 16: "POSHOLD", 17: "BRAKE", 21: "SMART RTL",
+  0: "STABILIZE", 2: "ALT HOLD", 3: "AUTO", 4: "GUIDED", 5: "LOITER", 6: "RTL", 7: "CIRCLE", 9: "LAND", 16: "POSHOLD",
+  17: "BRAKE", 21: "SMART RTL",
+};
+const MODE_MEANS = {
+  3: "flying its mission or search sweep", 4: "flying to a point or holding there", 5: "holding position", 6: "flying home",
+  7: "orbiting a point", 9: "landing", 17: "stopping",
 };
 
 // --- sign-in ------------------------------------------------------------------------------------
@@ -553,6 +557,7 @@ function renderTelemetry() {
   $("t-rth").textContent = rtime == null && need == null ? "–" : `${rtime == null ? "" : fmtDuration(rtime)}${need == null ? "" : ` · ${Math.round(need)} %`}`;
   $("t-rth").title = info.return_to ? `the way home goes to ${info.return_to}` : "";
   $("t-rth").parentElement.className = lowBatt ? "bad" : "";
+  $("t-mode").title = MODE_MEANS[t.mode] || "";
   $("t-mode").textContent = t.mode == null ? (flight.drone?.state || "–") : (MODE[t.mode] || `mode ${t.mode}`) + (t.armed === false ? " · disarmed" : "");
   $("t-hdg").textContent = t.heading_deg == null ? "–" : `${Math.round(t.heading_deg)}° ${compass(t.heading_deg)}`;
   if (!$("alt-set").matches(":focus") && (want ?? alt) != null) $("alt-set").value = Math.round(want ?? alt);

@@ -374,7 +374,7 @@ function setupMap(m) {
   flight.resize = new ResizeObserver(() => {
     map.invalidateSize();
     const d = flight && flight.layers.drone;
-    if (d && flight.follow && !map.getBounds().contains(d.getLatLng())) map.panTo(d.getLatLng(), { animate: false });
+    if (d && flight.follow) map.panTo(d.getLatLng(), { animate: false });
   }).observe($("map"));
 }
 
@@ -461,7 +461,7 @@ function moveDrone(lat, lon, heading) {
   }
   flight.lastHeading = heading;
   if (flight.target) flight.layers.targetLine.setLatLngs([[lat, lon], [flight.target.lat, flight.target.lon]]);
-  if (flight.follow !== false && !flight.map.getBounds().pad(-0.15).contains([lat, lon])) flight.map.panTo([lat, lon]);
+  if (flight.follow !== false && !flight.map.getBounds().pad(-0.25).contains([lat, lon])) flight.map.panTo([lat, lon]);
 }
 
 function pushTrack(lat, lon) {

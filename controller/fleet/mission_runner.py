@@ -35,7 +35,7 @@ from controller import geo
 from controller.control import checks
 from controller.control import mavlink as wire
 from controller.control.commands import (
-    Altitude, CommandRefused, CommandResult, FlyTo, Hold, Land, Orbit, PilotCommand, Resume, Return, Roi, RoiClear, Gimbal,
+    Altitude, CommandRefused, CommandResult, Gimbal, Hold, Land, Orbit, PilotCommand, Resume, Return, Roi, RoiClear,
 )
 from controller.dispatch.flight import OutboundProfile, heights, outbound_profile
 from controller.domain.categories import is_search

@@ -38,7 +38,9 @@ system-packages:
 	  fi; \
 	fi
 
+# axe-core (the accessibility checks in tests/browser) from the npm registry into tests/browser/.axe/ (git-ignored).
 test: $(VENV)/.installed-dev system-packages
+	@$(BIN)/python -m tests.browser.axe >/dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev

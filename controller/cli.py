@@ -18,6 +18,7 @@ from types import ModuleType
 BENCHES: dict[str, str] = {
     "api": "controller.bench.api_latency",
     "chaos": "controller.bench.chaos",
+    "control": "controller.bench.control",
     "dispatch": "controller.bench.dispatch_stream",
     "eta": "controller.bench.eta_flights",
     "fleet": "controller.bench.fleet_telemetry",

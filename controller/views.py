@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import Field
 from typing_extensions import NotRequired, TypedDict
 
+from controller.domain.alerts import Alert, AlertKind, Severity
 from controller.domain.entities import Drone, Incident, Mission
 from controller.events import iso as _iso
 from controller.search.plan import SearchPlan
@@ -292,3 +293,45 @@ class FlightOut(TypedDict):
     scene: Annotated[list[float], Field(description="[lat, lon] of the incident")]
     route: Annotated[list[list[float]], Field(description="path ahead [[lat, lon], ...]")]
     track: Annotated[list[list[float]], Field(description="recent positions [[lat, lon, alt_m], ...], oldest first")]
+
+
+def holder_view(name: str, role: str) -> HolderOut:
+    return {"name": name, "role": role}
+
+
+# --- alerts (issue 18) -------------------------------------------------------------------------------
+
+
+class AckOut(TypedDict):
+    by: HolderOut
+    at: str | None
+
+
+class AlertOut(TypedDict):
+    id: Annotated[int, Field(description="the sequence number of its `alert` event")]
+    kind: AlertKind
+    severity: Severity
+    text: str
+    at: str | None
+    drone_id: str | None
+    mission_id: str | None
+    incident_id: str | None
+    station_id: str | None
+    category: Annotated[str | None, Field(description="the incident's category, if it concerns one")]
+    acknowledged: Annotated[AckOut | None, Field(description="who acknowledged it and when; null: still open")]
+
+
+def alert_view(a: Alert) -> AlertOut:
+    return {
+        "id": a.id,
+        "kind": a.kind,
+        "severity": a.severity,
+        "text": a.text,
+        "at": iso(a.at),
+        "drone_id": a.drone_id,
+        "mission_id": a.mission_id,
+        "incident_id": a.incident_id,
+        "station_id": a.station_id,
+        "category": a.category,
+        "acknowledged": {"by": holder_view(a.ack.name, a.ack.role), "at": iso(a.ack.at)} if a.ack else None,
+    }

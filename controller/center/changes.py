@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controller.center.alerts import stamp_alert
 from controller.center.journal import Journal
 from controller.center.offers import OfferTimers
 from controller.center.state import LiveState
 from controller.dispatch.base import AVAILABLE
+from controller.domain.alerts import Alert, AlertKind, NewAlert, Severity
 from controller.domain.entities import Drone, Incident, Mission
 from controller.domain.state_machine import StateMachine
 from controller.domain.states import AIRBORNE, DroneState, IncidentStatus, MissionState
@@ -97,16 +99,18 @@ class Changes:
         cs.upsert(rows.drone_row(d))
 
     def alert(
-        self, cs: Changeset, now: datetime, severity: str, text: str, *,
+        self, cs: Changeset, now: datetime, kind: AlertKind, text: str, *, severity: Severity | None = None,
         drone: Drone | None = None, mission: Mission | None = None, incident: Incident | None = None,
-    ) -> None:
-        """A message for people: commanders see all, pilots their station's."""
+    ) -> Alert:
+        """A message for people: commanders see all, pilots their station's, search teams their searches'."""
         station = drone.station_id if drone else mission.station_id if mission else None
-        self.journal.event(
-            cs, "alert", {"severity": severity, "text": text}, now,
-            station_id=station, drone_id=drone.id if drone else None,
-            mission_id=mission.id if mission else None, incident_id=incident.id if incident else None,
-        )
+        inc = incident or (self.state.incident_any(mission.incident_id) if mission else None)
+        return stamp_alert(self.journal, cs, now, NewAlert(
+            kind, text, severity, drone_id=drone.id if drone else mission.drone_id if mission else None,
+            mission_id=mission.id if mission else None,
+            incident_id=inc.id if inc else mission.incident_id if mission else None,
+            station_id=station, category=inc.category if inc else None,
+        ))
 
     # --- incident status ------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from controller.center.dispatch_pass import DispatchPass
 from controller.center.journal import Journal
 from controller.center.state import LiveState
 from controller.config import FleetConfig
+from controller.domain.alerts import AlertKind
 from controller.domain.categories import SEARCH_CATEGORY, is_search
 from controller.domain.entities import CallerReport, Drone, Incident, Mission
 from controller.domain.errors import Conflict, Forbidden, NotFound
@@ -303,6 +304,35 @@ class Commands:
             cs, "offer.ended", data, now, incident_id=m.incident_id, station_id=m.station_id, drone_id=m.drone_id,
             mission_id=m.id, category=inc.category if inc is not None else None,
         )
+        declined = m.state is M.DECLINED
+        went = (f"offered to {nxt.drone_id} ({nxt.station_id}) next" if nxt else
+                "queued: no other drone can take it" if data["queued"] else "no other offer made")
+        what = f"grade-{inc.grade} {inc.category} {inc.id}" if inc is not None else m.incident_id
+        self.ch.alert(
+            cs, now, AlertKind.OFFER_DECLINED if declined else AlertKind.OFFER_EXPIRED,
+            f"{m.drone_id} ({m.station_id}) {'declined' if declined else 'did not answer'} {what}: {reason}; {went}",
+            mission=m, incident=inc,
+        )
+
+    async def warn_offers(self, mission_ids: list[str]) -> None:
+        """Offers with OFFER_EXPIRING_S or less left: one `offer_expiring` alert each (the timers fire once per
+        offer), those fired together in one commit."""
+        now = self.clock()
+        cs = Changeset()
+        for mission_id in mission_ids:
+            m = self.state.missions.get(mission_id)
+            if m is None or m.state is not M.OFFERED:
+                continue  # answered or withdrawn in the meantime
+            inc = self.state.incident_any(m.incident_id)
+            left = max(0.0, (m.expires_at - now).total_seconds())
+            what = f"grade-{inc.grade} {inc.category} {inc.id}" if inc is not None else m.incident_id
+            self.ch.alert(
+                cs, now, AlertKind.OFFER_EXPIRING,
+                f"{m.drone_id} ({m.station_id}) has {left:.0f} s left to answer the offer for {what}",
+                mission=m, incident=inc,
+            )
+        if cs:
+            await self.journal.commit(cs)
 
     async def abort(self, mission_id: str, who: Principal, reason: str) -> Mission:
         """Stop a mission at any step; an airborne drone comes home and the incident gets another drone."""

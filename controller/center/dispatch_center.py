@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Table
 
 from controller.auth import Principal
+from controller.center.alerts import AlertDesk, stamp_alert
 from controller.center.changes import Changes, Dirty
 from controller.center.commands import Commands, NewIncident
 from controller.center.control import PilotControl
@@ -30,6 +31,7 @@ from controller.center.state import LiveState
 from controller.center.view import LiveView
 from controller.config import FleetConfig
 from controller.dispatch import Dispatcher
+from controller.domain.alerts import Alert, NewAlert
 from controller.domain.entities import Drone, Incident, Mission
 from controller.domain.state_machine import Transition
 from controller.domain.states import ACTIVE_MISSION, RELEASED_MISSION, DroneState, IncidentStatus, MissionState
@@ -70,7 +72,7 @@ class DispatchCenter:
         self.view = LiveView(self.state, config, clock)
         self.journal = Journal(db, clock, on_fatal)
         dirty = Dirty()
-        self.timers = OfferTimers(clock, self._expire)
+        self.timers = OfferTimers(clock, self._expire, self._warn)
         changes = Changes(self.state, self.journal, self.timers, self.observers, dirty)
         self.passes = DispatchPass(config, dispatcher, self.state, self.view, changes, self.timers, dirty)
         self.commands = Commands(config, self.state, self.journal, changes, self.passes, self.observers, clock)
@@ -78,6 +80,8 @@ class DispatchCenter:
         self.reports = FlightReportHandler(config, self.state, self.journal, changes, self.passes, self.reconciler, clock)
         #: Control tokens and pilots' commands in flight (the fleet service registers as its flight layer).
         self.control = PilotControl(self.state, self.journal, clock)
+        #: Acknowledging alerts (raising them is part of the change that caused them).
+        self.alerts = AlertDesk(self.journal, clock)
         self._changes = changes
         self._sweeper: asyncio.Task[None] | None = None
         self.started = False
@@ -103,7 +107,7 @@ class DispatchCenter:
                 inc.excluded_drones.add(m.drone_id)
         offered = [m for m in self.state.missions.values() if m.state is M.OFFERED]
         for m in offered:
-            self.timers.arm(m)
+            self.timers.arm(m, warn=m.id not in snap.warned_offers)
         for inc in self.state.incidents.values():
             inc.queue_announced = inc.status is I.QUEUED  # announced before the restart
         self.passes.run(now, cs, full=True)
@@ -178,6 +182,9 @@ class DispatchCenter:
     async def _expire(self, mission_ids: list[str]) -> None:
         await self.commands.expire_offers(mission_ids)
 
+    async def _warn(self, mission_ids: list[str]) -> None:
+        await self.commands.warn_offers(mission_ids)
+
     # --- reads -------------------------------------------------------------------------------------
 
     @property
@@ -226,6 +233,22 @@ class DispatchCenter:
     async def set_maintenance(self, drone_id: str, on: bool, who: Principal, reason: str = "") -> Drone:
         return await self.commands.set_maintenance(drone_id, on, who, reason)
 
-    async def record(self, type: str, data: dict[str, Any], upserts: list[tuple[Table, dict[str, Any]]], **ids: str | None) -> None:
-        """Commit a service's rows (hotspots) with one numbered event, in order with the centre's own changes."""
-        await self.journal.record(type, data, upserts, **ids)
+    async def acknowledge_alert(self, alert_id: int, who: Principal) -> Alert:
+        return await self.alerts.acknowledge(alert_id, who)
+
+    async def record(
+        self, type: str, data: dict[str, Any], upserts: list[tuple[Table, dict[str, Any]]], *,
+        alert: NewAlert | None = None, **ids: str | None,
+    ) -> None:
+        """Commit a service's rows (hotspots) with one numbered event (and an alert, if it raises one), in order
+        with the centre's own changes."""
+        if alert is None:
+            await self.journal.record(type, data, upserts, **ids)
+            return
+        now = self.clock()
+        cs = Changeset()
+        for item in upserts:
+            cs.upsert(item)
+        self.journal.event(cs, type, data, now, **ids)
+        stamp_alert(self.journal, cs, now, alert)
+        await self.journal.commit(cs)

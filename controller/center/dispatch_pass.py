@@ -23,6 +23,7 @@ from controller.center.state import LiveState
 from controller.center.view import LiveView
 from controller.config import FleetConfig
 from controller.dispatch import Assignment, Decision, Dispatcher, DroneCandidate, IncidentRequest
+from controller.domain.alerts import AlertKind
 from controller.domain.entities import Incident, Mission
 from controller.domain.errors import Conflict
 from controller.domain.state_machine import Transition
@@ -205,7 +206,12 @@ class DispatchPass:
                     cs, "incident.queued", inc, now,
                     ruled_out=decision.ruled_out, ruled_out_counts=dict(decision.ruled_out_counts),
                 )
-                log.info("%s waits in the queue: %s", inc.id, _summarize_counts(decision.ruled_out_counts))
+                why = _summarize_counts(decision.ruled_out_counts)
+                ch.alert(
+                    cs, now, AlertKind.QUEUED_NO_DRONE,
+                    f"grade-{inc.grade} {inc.category} {inc.id} queued, no drone can take it: {why}", incident=inc,
+                )
+                log.info("%s waits in the queue: %s", inc.id, why)
             return False
         preempted = False
         inc.queue_decision = None
@@ -258,7 +264,7 @@ class DispatchPass:
              "for_grade": inc.grade, "reason": reason},
             now, incident_id=old.incident_id, station_id=old.station_id, drone_id=old.drone_id, mission_id=old.id,
         )
-        ch.alert(cs, now, "warning", f"{old.id} on {drone.id} stopped: {reason}; {old.incident_id} re-queued", drone=drone, mission=old)
+        ch.alert(cs, now, AlertKind.MISSION_PREEMPTED, f"{old.id} on {drone.id} stopped: {reason}; {old.incident_id} re-queued", drone=drone, mission=old)
         displaced = self.state.incidents.get(old.incident_id)
         if displaced is not None:
             ch.sync_status(displaced, now, cs, f"{old.id} preempted by {inc.id}", "dispatch")

@@ -20,6 +20,7 @@ from controller.center.reconcile import AT_STATION_M, on_the_ground
 from controller.center.reconciler import Reconciler
 from controller.center.state import LiveState
 from controller.config import FleetConfig
+from controller.domain.alerts import AlertKind, Severity
 from controller.domain.entities import Mission
 from controller.domain.states import ACTIVE_MISSION, AIRBORNE, DroneState, IncidentStatus, MissionState
 from controller.fleet.reports import Reconciled, VehicleReport
@@ -89,10 +90,12 @@ class FlightReportHandler:
     async def flight_on_scene(self, mission_id: str, searching: bool = False) -> None:
         await self._transition(mission_id, M.ON_SCENE, D.SEARCHING if searching else D.ON_SCENE, "over the scene")
 
-    async def flight_returning(self, mission_id: str, reason: str, *, alert: bool = False) -> None:
+    async def flight_returning(self, mission_id: str, reason: str, *, alert: AlertKind | None = None) -> None:
         await self._transition(mission_id, M.RETURNING, D.RETURNING, reason, alert=alert)
 
-    async def _transition(self, mission_id: str, ms: MissionState, ds: DroneState, reason: str, *, alert: bool = False) -> None:
+    async def _transition(
+        self, mission_id: str, ms: MissionState, ds: DroneState, reason: str, *, alert: AlertKind | None = None
+    ) -> None:
         m = self._mission(mission_id)
         if m is None or m.state is ms:
             return
@@ -111,8 +114,8 @@ class FlightReportHandler:
             if ms is M.RETURNING:
                 inc.excluded_drones.add(m.drone_id)
             self.ch.sync_status(inc, now, cs, f"{m.id} {ms.value}", "flight")
-        if alert:
-            self.ch.alert(cs, now, "critical", f"{drone.id} ({m.id}): {reason}", drone=drone, mission=m, incident=inc)
+        if alert is not None:
+            self.ch.alert(cs, now, alert, f"{drone.id} ({m.id}) returning: {reason}", drone=drone, mission=m, incident=inc)
         self.passes.run(now, cs)
         if cs:
             await self.journal.commit(cs)
@@ -142,10 +145,10 @@ class FlightReportHandler:
                 m.reason = why
             self.ch.mission_event(cs, "mission.updated", m, now)
         if not at_station and deliberate:  # a pilot's landing: explained, but someone must still fetch the drone
-            self.ch.alert(cs, now, "warning", f"{drone.id} {reason} at {drone.lat:.5f}, {drone.lon:.5f}: recover it",
-                          drone=drone, mission=m)
+            self.ch.alert(cs, now, AlertKind.RECOVERY_NEEDED, f"{drone.id} {reason} at {drone.lat:.5f}, {drone.lon:.5f}: "
+                          "recover it", severity=Severity.WARNING, drone=drone, mission=m)
         elif not at_station:
-            self.ch.alert(cs, now, "critical", f"{drone.id} landed away from any station at {drone.lat:.5f}, "
+            self.ch.alert(cs, now, AlertKind.RECOVERY_NEEDED, f"{drone.id} landed away from any station at {drone.lat:.5f}, "
                           f"{drone.lon:.5f}: recover it", drone=drone, mission=m)
         if drone.state is not D.LANDED and drone.machine.can(D.LANDED):
             self.ch.move(drone.machine, D.LANDED, now, cs, reason, "flight")
@@ -178,7 +181,7 @@ class FlightReportHandler:
             if drone.state is not target and drone.machine.can(target):
                 self.ch.move(drone.machine, target, now, cs, reason, "flight")
         self.ch.drone_event(cs, drone, now)
-        self.ch.alert(cs, now, "warning", f"{m.id} on {drone.id} failed: {reason}", drone=drone, mission=m)
+        self.ch.alert(cs, now, AlertKind.MISSION_FAILED, f"{m.id} on {drone.id} failed: {reason}", drone=drone, mission=m)
         inc = self.state.incidents.get(m.incident_id)
         if inc is not None:
             inc.excluded_drones.add(drone.id)
@@ -200,7 +203,7 @@ class FlightReportHandler:
                 self.ch.release_mission(m, now, cs, f"withdrawn: {reason}", "flight", resolved=False)
         self.ch.sync_status(inc, now, cs, "blocked", "flight")
         self.ch.incident_event(cs, "incident.blocked", inc, now, reason=reason)
-        self.ch.alert(cs, now, "critical", f"{inc.id} cannot be flown: {reason}", incident=inc)
+        self.ch.alert(cs, now, AlertKind.INCIDENT_BLOCKED, f"{inc.id} cannot be flown: {reason}", incident=inc)
         await self.journal.commit(cs)
 
     # --- searches --------------------------------------------------------------------------------
@@ -263,7 +266,8 @@ class FlightReportHandler:
                     self.ch.sync_status(inc, now, cs, "offered drone lost its link", "flight")
             self.ch.move(drone.machine, D.LOST_LINK, now, cs, "no MAVLink message for 3 s", "flight")
             self.ch.drone_event(cs, drone, now)
-            self.ch.alert(cs, now, "critical", f"link lost with {drone.id}", drone=drone)
+            self.ch.alert(cs, now, AlertKind.LINK_LOST, f"link lost with {drone.id} ({drone.station_id})", drone=drone,
+                          mission=self.state.mission_of(drone))
         else:
             return
         self.passes.run(now, cs)

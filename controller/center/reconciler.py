@@ -21,6 +21,7 @@ from controller.center.journal import Journal
 from controller.center.reconcile import AT_STATION_M, GRACE_S, Fix, Verdict, contradiction, decide
 from controller.center.state import LiveState
 from controller.config import FleetConfig
+from controller.domain.alerts import AlertKind, Severity
 from controller.domain.categories import is_search
 from controller.domain.entities import Drone, Incident, Mission
 from controller.domain.state_machine import Transition
@@ -125,8 +126,9 @@ class Reconciler:
             if changed:
                 self.repairs += 1
                 text = f"{drone.id} reconciled ({why}): {verdict.reason}"
-                severity = "warning" if invariant or verdict.mission in (M.ABORTED,) else "info"
-                self.ch.alert(cs, now, severity, text, drone=drone, mission=m)
+                severity = Severity.WARNING if invariant or verdict.mission in (M.ABORTED,) else Severity.INFO
+                kind = AlertKind.CONTRADICTION if invariant else AlertKind.RECONCILED
+                self.ch.alert(cs, now, kind, text, severity=severity, drone=drone, mission=m)
                 notes.append(text)
             self._suspect.pop(drone_id, None)
             if verdict.fix is Fix.RESUME and m is not None and inc is not None:

@@ -38,6 +38,7 @@ from controller.control.commands import (
     Altitude, CommandRefused, CommandResult, Gimbal, Hold, Land, Orbit, PilotCommand, Resume, Return, Roi, RoiClear,
 )
 from controller.dispatch.flight import OutboundProfile, heights, outbound_profile
+from controller.domain.alerts import AlertKind
 from controller.domain.categories import is_search
 from controller.domain.entities import Incident, Mission
 from controller.domain.states import MissionState
@@ -217,12 +218,12 @@ class MissionRunner:
                 await self._come_home(self._recall or "recalled")
             except BatteryLow as exc:
                 await self._step("battery reserve", str(exc), ok=False)
-                # under a pilot, people are told at once: the pilot's flight is cut short
-                await self._come_home(f"battery reserve: {exc}", alert=self.phase is Phase.PILOT)
+                # people are told at once (a battery_low alert): the flight is cut short, the call may need a drone
+                await self._come_home(f"battery reserve: {exc}", alert=AlertKind.BATTERY_LOW)
             except FailsafeReturn as exc:
                 self.phase, self.pilot = Phase.RETURNING, None
                 await self._step("failsafe", str(exc), ok=False)
-                await self.reports.flight_returning(m.id, str(exc), alert=True)
+                await self.reports.flight_returning(m.id, str(exc), alert=AlertKind.FAILSAFE)
                 await self._wait_landed()
             except NoFlyViolation as exc:
                 await self._step("no-fly", str(exc), ok=False)
@@ -815,7 +816,7 @@ class MissionRunner:
 
     # --- coming home ----------------------------------------------------------------
 
-    async def _come_home(self, reason: str, alert: bool = False) -> None:
+    async def _come_home(self, reason: str, alert: AlertKind | None = None) -> None:
         """Bring the drone down safely, whatever step it was in, and report it on the ground."""
         self.phase = Phase.RETURNING
         self.pilot = None
@@ -841,8 +842,8 @@ class MissionRunner:
                     await self._step("disarm failed", str(exc), ok=False)
             await self.reports.flight_landed(self.mission.drone_id, f"stood down on the ground: {reason}")
             return
-        if alert:
-            await self.reports.flight_returning(self.mission.id, reason, alert=True)
+        if alert is not None:
+            await self.reports.flight_returning(self.mission.id, reason, alert=alert)
         else:
             await self.reports.flight_returning(self.mission.id, reason)
         while True:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from controller.control.commands import CommandResult, PilotCommand
+from controller.domain.alerts import AlertKind
 from controller.domain.entities import Incident, Mission
 from controller.search.plan import SearchPlan
 
@@ -74,9 +75,9 @@ class FlightReports(Protocol):
 
     async def flight_on_scene(self, mission_id: str, searching: bool = False) -> None: ...
 
-    async def flight_returning(self, mission_id: str, reason: str, *, alert: bool = False) -> None:
+    async def flight_returning(self, mission_id: str, reason: str, *, alert: AlertKind | None = None) -> None:
         """The drone heads home (battery, failsafe, end of search); its incident gets another drone if still open.
-        `alert`: the vehicle took itself over (a failsafe): people are told at once."""
+        `alert`: people are told at once, with this kind (the vehicle took itself over, the battery reserve)."""
 
     async def flight_landed(self, drone_id: str, reason: str = "landed", *, deliberate: bool = False) -> None:
         """Wheels down and disarmed (with or without a mission: a drone brought home after a reconciliation).

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from controller.auth import Principal
 from controller.config.models import SearchPolicy
+from controller.domain.alerts import AlertKind, NewAlert
 from controller.domain.categories import SEARCH_CATEGORY
 from controller.domain.entities import Incident
 from controller.domain.errors import NotFound
@@ -59,7 +60,10 @@ UPDATE_PERIOD_S = 2.0
 class SearchCommands(Protocol):
     """What the hotspot service asks of the dispatch centre: commit its rows with an event, close a search."""
 
-    async def record(self, type: str, data: dict[str, Any], upserts: list[tuple[Any, dict[str, Any]]], **ids: str | None) -> None: ...
+    async def record(
+        self, type: str, data: dict[str, Any], upserts: list[tuple[Any, dict[str, Any]]], *,
+        alert: NewAlert | None = None, **ids: str | None,
+    ) -> None: ...
 
     async def close_incident(self, incident_id: str, who: Principal, *, resolved: bool, reason: str) -> Incident: ...
 
@@ -286,10 +290,19 @@ class HotspotService:
 
     async def _save(self, rec: HotspotRecord, event_type: str) -> None:
         self._published[rec.id] = (rec.lat, rec.lon, rec.hits, time.monotonic())
+        alert = None
+        if event_type == "hotspot.raised":  # teams and commanders are told of each new one
+            alert = NewAlert(
+                AlertKind.HOTSPOT_NEW,
+                f"{rec.incident_id}: new {rec.kind} hotspot {rec.id} at {rec.lat:.5f}, {rec.lon:.5f} "
+                f"(±{rec.error_m:.0f} m, score {rec.score:.2f}, seen by {', '.join(rec.drones) or 'a drone'})",
+                drone_id=rec.drones[0] if rec.drones else None, incident_id=rec.incident_id, category=SEARCH_CATEGORY,
+            )
         await self.commands.record(
             event_type,
             rec.view(),
             [hotspot_row(rec)],
+            alert=alert,
             incident_id=rec.incident_id,
             category=SEARCH_CATEGORY,
         )

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, create_engine, event, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
+from controller.domain.alerts import Alert, AlertKind
 from controller.domain.entities import Drone, Incident, Mission
-from controller.domain.states import ACTIVE_MISSION, OPEN_INCIDENT
+from controller.domain.states import ACTIVE_MISSION, OPEN_INCIDENT, MissionState
 from controller.events import Event
 from controller.store import rows, schema
 from controller.store.migrate import migrate
@@ -53,6 +54,8 @@ class Snapshot:
     last_event_seq: int
     last_incident_no: int
     last_mission_no: int
+    #: Open offers whose `offer_expiring` alert was already raised (not raised again after a restart).
+    warned_offers: frozenset[str] = frozenset()
 
 
 def _max_suffix(conn: Connection, column: Any) -> int:
@@ -109,6 +112,11 @@ class Database:
             )
             missions = [rows.mission_from_row(r) for r in mission_rows]
             last_seq = conn.execute(select(func.max(schema.events.c.seq))).scalar() or 0
+            offered = [x.id for x in missions if x.state is MissionState.OFFERED]
+            a = schema.alerts
+            warned = frozenset(conn.execute(
+                select(a.c.mission_id).where(a.c.kind == AlertKind.OFFER_EXPIRING.value, a.c.mission_id.in_(offered))
+            ).scalars()) if offered else frozenset()
             return Snapshot(
                 drones=drones,
                 incidents=incidents,
@@ -116,6 +124,7 @@ class Database:
                 last_event_seq=int(last_seq),
                 last_incident_no=_max_suffix(conn, schema.incidents.c.id),
                 last_mission_no=_max_suffix(conn, schema.missions.c.id),
+                warned_offers=warned,
             )
 
     # --- queries (run through `read`) ---------------------------------------
@@ -215,6 +224,35 @@ class Database:
         t = schema.mission_steps
         q = select(t).where(t.c.mission_id == mission_id).order_by(t.c.id)
         return [{"at": r.at, "step": r.step, "ok": bool(r.ok), "detail": r.detail} for r in conn.execute(q)]
+
+    @staticmethod
+    def query_alerts(
+        conn: Connection,
+        *,
+        open_only: bool = False,
+        station_id: str | None = None,
+        category: str | None = None,
+        kinds: Sequence[str] = (),
+        limit: int = 100,
+    ) -> list[Alert]:
+        """Newest first; `open_only`: not yet acknowledged."""
+        t = schema.alerts
+        q = select(t)
+        if open_only:
+            q = q.where(t.c.acked_at.is_(None))
+        if station_id:
+            q = q.where(t.c.station_id == station_id)
+        if category:
+            q = q.where(t.c.category == category)
+        if kinds:
+            q = q.where(t.c.kind.in_(list(kinds)))
+        q = q.order_by(t.c.id.desc()).limit(limit)
+        return [rows.alert_from_row(r) for r in conn.execute(q)]
+
+    @staticmethod
+    def get_alert(conn: Connection, alert_id: int) -> Alert | None:
+        row = conn.execute(select(schema.alerts).where(schema.alerts.c.id == alert_id)).first()
+        return rows.alert_from_row(row) if row else None
 
     @staticmethod
     def events_after(conn: Connection, seq: int, limit: int = 10_000) -> list[Event]:

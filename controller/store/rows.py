@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Table
 
+from controller.domain.alerts import Ack, Alert, AlertKind, Severity
 from controller.domain.entities import CallerReport, Drone, Incident, Mission
 from controller.domain.state_machine import Transition
 from controller.domain.states import DroneState, IncidentStatus, MissionState
@@ -109,6 +110,40 @@ def event_row(e: Event) -> tuple[Table, dict[str, Any]]:
         "category": e.category,
         "data": e.data,
     }
+
+
+def alert_row(a: Alert) -> tuple[Table, dict[str, Any]]:
+    return schema.alerts, {
+        "id": a.id,
+        "at": a.at,
+        "kind": a.kind.value,
+        "severity": a.severity.value,
+        "text": a.text,
+        "drone_id": a.drone_id,
+        "mission_id": a.mission_id,
+        "incident_id": a.incident_id,
+        "station_id": a.station_id,
+        "category": a.category,
+        "acked_at": a.ack.at if a.ack else None,
+        "acked_by": a.ack.name if a.ack else None,
+        "acked_role": a.ack.role if a.ack else None,
+    }
+
+
+def alert_from_row(row: Any) -> Alert:
+    return Alert(
+        id=int(row.id),
+        at=row.at,
+        kind=AlertKind(row.kind),
+        severity=Severity(row.severity),
+        text=row.text,
+        drone_id=row.drone_id,
+        mission_id=row.mission_id,
+        incident_id=row.incident_id,
+        station_id=row.station_id,
+        category=row.category,
+        ack=Ack(row.acked_by, row.acked_role, row.acked_at) if row.acked_at is not None else None,
+    )
 
 
 def hotspot_row(rec: HotspotRecord) -> tuple[Table, dict[str, Any]]:

@@ -163,6 +163,25 @@ hotspots = Table(
     Column("thumbnail_png", LargeBinary),
 )
 
+#: Alerts for people (migration 0002): one row per `alert` event (its seq is the id), and who acknowledged it.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False, index=True),
+    Column("severity", String(16), nullable=False),
+    Column("text", String(500), nullable=False),
+    Column("drone_id", String(64)),
+    Column("mission_id", String(32)),
+    Column("incident_id", String(32)),
+    Column("station_id", String(64), index=True),
+    Column("category", String(32)),
+    Column("acked_at", UTCDateTime),
+    Column("acked_by", String(120)),
+    Column("acked_role", String(16)),
+)
+
 events = Table(
     "events",
     metadata,

@@ -40,7 +40,7 @@ def test_every_operation_documents_its_error_codes(doc) -> None:
             want |= {"400", "408", "413", "422"}
         if "{" in path:
             want.add("404")
-        if method == "POST" and path.rsplit("/", 1)[-1] in ("cancel", "resolve", "search-drones", "accept", "decline", "abort", "maintenance", "status"):
+        if method == "POST" and path.rsplit("/", 1)[-1] in ("cancel", "resolve", "search-drones", "accept", "decline", "abort", "maintenance", "status", "ack"):
             want.add("409")
         if want - codes:
             missing.append(f"{method} {path}: {sorted(want - codes)}")

@@ -81,6 +81,9 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET",    "/api/v1/hotspots/{hotspot_id}"):                  (200, 200, 403, 403, 200, 403, 403, 401, 401),
     ("GET",    "/api/v1/hotspots/{hotspot_id}/thumbnail.png"):    (200, 200, 403, 403, 200, 403, 403, 401, 401),
     ("POST",   "/api/v1/hotspots/{hotspot_id}/status"):           (200, 200, 403, 403, 200, 403, 403, 401, 401),
+    # alerts (issue 18): the world's alert is the offer_expiring of drone A's offer (station A's)
+    ("GET",    "/api/v1/alerts"):                                 (200, 200, 200, 200, 200, 403, 403, 401, 401),
+    ("POST",   "/api/v1/alerts/{alert_id}/ack"):                  (200, 200, 200, 403, 403, 403, 403, 401, 401),
     ("GET",    "/api/v1/metrics"):                                (200, 200, 403, 403, 403, 403, 403, 401, 401),
     ("GET",    "/api/v1/ui-config"):                              (200, 200, 200, 200, 200, 403, 403, 401, 401),
     ("GET",    "/api/v1/me"):                                     (200, 200, 200, 200, 200, 403, 403, 401, 401),
@@ -126,6 +129,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/api/v1/video/watch"): Call(body="{watch}"),
     ("DELETE", "/api/v1/video/viewers/{viewer_id}"): Call(mutates=True),
     ("POST", "/api/v1/hotspots/{hotspot_id}/status"): Call(body={"status": "confirmed", "note": "matrix"}, mutates=True),
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): Call(mutates=True),
     ("WS", "/api/v1/events"): Call(query=f"station={A}"),
     ("MOUNT", "/static"): Call(url="/static/common.css"),
 }
@@ -218,7 +222,10 @@ async def world(tmp: Path, offer: str) -> AsyncIterator[World]:
             rt.hotspots.records[hs.id] = hs
             viewer = ViewerSession("v900001", "pilot:pilot-a", DRONE_A, "visible", RTCPeerConnection())
             rt.video.hub.viewers[viewer.id] = viewer
+            await rt.center.commands.warn_offers([m.id])  # an alert of station A's: its offer is about to expire
+            alert = await rt.db.read(lambda c: rt.db.query_alerts(c, kinds=["offer_expiring"], limit=1))
             ids = {
+                "alert_id": str(alert[0].id),
                 "incident_id": inc, "mission_id": m.id, "drone_id": DRONE_A, "hotspot_id": hs.id,
                 "viewer_id": viewer.id, "search_incident_id": search,
             }

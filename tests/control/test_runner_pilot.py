@@ -14,6 +14,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from controller import geo
 from controller.control.commands import CommandRefused, Direction, FlyTo, Hold, Land, Orbit, Resume, Return, Roi
+from controller.domain.alerts import AlertKind
 from controller.fleet.copter import CopterMode
 from controller.fleet.mission_runner import MissionRunner, Phase
 from tests.fleet.fake_vehicle import FakeVehicle, RecordingReports
@@ -120,6 +121,8 @@ async def test_a_mode_the_pilot_did_not_set_is_a_failsafe(fly: Fly) -> None:
     vehicle.telemetry.mode = int(CopterMode.RTL)
     await reports.wait_until(has("step:failsafe"), 5)
     assert "RTL" in reports.steps()["failsafe"][0]
+    await reports.wait_until(has("flight_returning"), 5)
+    assert [kind for _, kind in reports.alerts] == [AlertKind.FAILSAFE]
 
 
 async def test_battery_low_under_the_pilot_brings_it_home(fly: Fly) -> None:

@@ -323,6 +323,8 @@ class RecordingReports:
 
     def __init__(self, plans: Sequence[SearchPlan] = ()) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        #: (mission id, alert kind) of each return that alerts people (battery reserve, failsafe).
+        self.alerts: list[tuple[str, Any]] = []
         self.plans = list(plans)
         self._changed = asyncio.Event()
 
@@ -339,7 +341,9 @@ class RecordingReports:
     async def flight_on_scene(self, mission_id: str, searching: bool = False) -> None:
         self._record("flight_on_scene", mission_id, searching)
 
-    async def flight_returning(self, mission_id: str, reason: str, *, alert: bool = False) -> None:
+    async def flight_returning(self, mission_id: str, reason: str, *, alert: object = None) -> None:
+        if alert is not None:
+            self.alerts.append((mission_id, alert))
         self._record("flight_returning", mission_id, reason)
 
     async def flight_landed(self, drone_id: str, reason: str = "landed", *, deliberate: bool = False) -> None:

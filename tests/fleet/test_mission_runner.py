@@ -25,6 +25,7 @@ from controller.config.models import FlightProfile, NoFlyCollection
 from controller.dispatch.base import DroneCandidate, IncidentRequest
 from controller.dispatch.engine import DispatchEngine
 from controller.dispatch.returns import StationSite
+from controller.domain.alerts import AlertKind
 from controller.domain.entities import Incident, Mission
 from controller.domain.states import DroneState, MissionState
 from controller.fleet.copter import CopterMode
@@ -368,6 +369,7 @@ async def test_battery_below_the_return_floor_raises_a_return(fly: Fly) -> None:
     assert ok is False and detail.startswith(f"{floor - 1.0:.0f}% left")
     assert reports.of("flight_returning")[0][2].startswith("battery reserve:")
     assert vehicle.modes[-1] == CopterMode.RTL and vehicle.on_ground
+    assert reports.alerts == [("M-1", AlertKind.BATTERY_LOW)]  # people are told, not only the log
 
 
 # --- THE KEY TEST: the runner diverts to the station the engine planned with ---------------------------

@@ -1,5 +1,5 @@
 """The search-team page in headless Chromium: a hotspot arrives live with distance, bearing, thumbnail and a
-navigation link; marking it found from the page closes the search."""
+navigation link; marking it found from the page (confirmed, then after the undo window) closes the search."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ async def test_team_sees_a_hotspot_live_and_marks_it_found(browser, runtime: Run
     assert await page.locator(".leaflet-interactive").count() >= 2  # the hotspot and the team on the map
 
     await card.locator("button[data-act=found]").click()
-    await page.wait_for_selector(f"article.found[data-hotspot='{h.id}']", timeout=10_000)
+    await page.click("#found-confirm")  # Found asks first, then waits 8 s for an undo (test_team_console.py)
+    await page.wait_for_selector(f"article.found[data-hotspot='{h.id}']", timeout=15_000)
     async with httpx.AsyncClient(base_url=live_url) as c:
         r = await c.get(f"/api/v1/hotspots/{h.id}", headers=auth("commander"))
         assert r.json()["status"] == "found" and r.json()["status_by"] == "team1"

@@ -221,7 +221,9 @@ function render() {
       markers.set(h.id, m);
     }
     m.setLatLng([h.lat, h.lon]); m.setStyle(style);
-    m.bindTooltip(`${h.id} ${h.status}`);
+    // A label that stays (phones have no hover): which hotspot this is, and its state unless new.
+    m.unbindTooltip();
+    m.bindTooltip(h.status === "new" ? h.id : `${h.id} · ${h.status}`, { permanent: true, direction: "right", offset: [10, 0], className: `hs-label hs-${h.status}` });
   }
 }
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.auth import TokenError, TokenRegistry, generate_dev_tokens
-from controller.config import FleetConfig, load_config
+from controller.config import ConfigError, FleetConfig, load_config
 from controller.dispatch.engine import DispatchEngine
 from controller.dispatch.returns import ReturnPlanner
 from controller.center import DispatchCenter
@@ -27,6 +27,8 @@ from controller.metrics import LoopLagMonitor
 from controller.fleet.backends import ArduPilotBackend, SimulatorProcess
 from controller.fleet.fleet_service import FleetService, link_configs
 from controller.hotspots.service import HotspotService
+from controller.maptiles.basemap import Basemap, resolve_basemap
+from controller.maptiles.mbtiles import MBTilesError
 from controller.video.service import VideoService
 
 log = logging.getLogger(__name__)
@@ -85,10 +87,19 @@ class Runtime:
     #: Thermal hotspot detection for missing-person searches (decodes the search drones' feeds).
     hotspots: HotspotService | None = None
     lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
+    #: The pages' basemap (None: none configured; the maps still draw stations, drones, zones).
+    basemap: Basemap | None = None
 
     @classmethod
     def build(cls, settings: Settings, tokens: TokenRegistry | None = None) -> Runtime:
         config = load_config(settings.config_dir)
+        try:
+            basemap = resolve_basemap(
+                config.map, config.directory, mbtiles=settings.mbtiles, tile_url=settings.map_tile_url,
+                attribution=settings.map_tile_attribution,
+            )
+        except MBTilesError as exc:
+            raise ConfigError(f"basemap: {exc}") from None
         dev_tokens = None
         if tokens is None:
             tokens, dev_tokens = resolve_tokens(settings, config)
@@ -97,7 +108,10 @@ class Runtime:
         db = Database(settings.database_url)
         engine = DispatchEngine.from_config(config)
         center = DispatchCenter(config, db, engine, on_fatal=_stop_process)
-        rt = cls(settings, config, tokens, db, center, dev_tokens, video=VideoService(center.view, center.bus, settings.video_mode))
+        rt = cls(
+            settings, config, tokens, db, center, dev_tokens, video=VideoService(center.view, center.bus, settings.video_mode),
+            basemap=basemap,
+        )
         if settings.fleet != "none":
             rt._build_fleet(engine.returns)
         rt.hotspots = HotspotService(center.view, center, db, config.policy.search, rt.video)
@@ -171,3 +185,5 @@ class Runtime:
         await self.center.stop()
         await self.lag.stop()
         self.db.close()
+        if self.basemap is not None and self.basemap.tiles is not None:
+            self.basemap.tiles.close()

@@ -228,6 +228,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenario", type=Path, default=None,
         help="thermal search scenario(s) for the simulated cameras, a file or a folder (default with --dev: configs/scenarios)",
     )
+    parser.add_argument(
+        "--mbtiles", type=Path, default=None,
+        help="basemap: a raster .mbtiles file served at /tiles/ (default: $DRONEFLEET_MBTILES, else configs/map.yaml)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--video-mode", choices=["forward", "reencode"], default="forward", help=argparse.SUPPRESS)
 
@@ -248,6 +252,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         values["sim_scenario"] = args.scenario
     elif args.dev:
         values["sim_scenario"] = Path(__file__).resolve().parents[1] / "configs" / "scenarios"
+    if args.mbtiles is not None:
+        values["mbtiles"] = args.mbtiles
     if args.config_dir:
         values["config_dir"] = args.config_dir
     if args.database_url:

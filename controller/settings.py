@@ -48,3 +48,6 @@ class Settings(BaseModel):
     #: (the map still shows stations, drones, incidents and no-fly zones, offline).
     map_tile_url: str = Field(default_factory=lambda: os.environ.get("DRONEFLEET_TILE_URL", ""))
     map_tile_attribution: str = Field(default_factory=lambda: os.environ.get("DRONEFLEET_TILE_ATTRIBUTION", ""))
+    #: A local raster MBTiles basemap the controller serves at /tiles/{z}/{x}/{y}.{ext} (offline command rooms);
+    #: wins over map_tile_url and configs/map.yaml.
+    mbtiles: Path | None = Field(default_factory=lambda: Path(p) if (p := os.environ.get("DRONEFLEET_MBTILES")) else None)

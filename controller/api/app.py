@@ -7,15 +7,26 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from typing_extensions import TypedDict
 
 from controller import __version__
 from controller.api import errors
 from controller.api.deps import PEOPLE, require
 from controller.api.errors import AUTH, responses
-from controller.api.routes import alerts, control, events_ws, fleet, hotspots, incidents, missions, pages, video
+from controller.api.routes import alerts, control, events_ws, fleet, hotspots, incidents, missions, pages, tiles, video
 from controller.api.routes.pages import STATIC_DIR
 from controller.auth import Principal, Role
+from controller.maptiles.basemap import BasemapOut
 from controller.runtime import Runtime
+
+
+class UiConfigOut(TypedDict):
+    basemap: BasemapOut | None
+    tile_url: str
+    tile_attribution: str
+    centre: list[float]
+    nofly: dict
+    city: str
 
 
 def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -48,7 +59,7 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.runtime = rt
     app.state.streams = events_ws.StreamRegistry()
     errors.install(app)
-    for module in (incidents, missions, fleet, control, alerts, events_ws, video, hotspots, pages):
+    for module in (incidents, missions, fleet, control, alerts, events_ws, video, hotspots, tiles, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -90,12 +101,17 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             rt.lag.reset()
         return out
 
-    @app.get("/api/v1/ui-config", tags=["system"], responses=responses(*AUTH))
+    @app.get("/api/v1/ui-config", tags=["system"], response_model=UiConfigOut, responses=responses(*AUTH))
     async def ui_config(who: Principal = Depends(require(*PEOPLE))) -> dict:
-        """What the browser pages need to draw the map: tiles (optional), centre, no-fly zones."""
+        """What the browser pages need to draw the map: the basemap (optional), centre, no-fly zones.
+
+        `basemap`: `{url, attribution, min_zoom, max_zoom}` or null; an MBTiles basemap's url is this controller's
+        `/tiles/{z}/{x}/{y}.png` (or .jpg/.webp). `tile_url`/`tile_attribution` repeat it for older pages."""
+        basemap = rt.basemap.view() if rt.basemap is not None else None
         return {
-            "tile_url": rt.settings.map_tile_url,
-            "tile_attribution": rt.settings.map_tile_attribution,
+            "basemap": basemap,
+            "tile_url": basemap["url"] if basemap else "",
+            "tile_attribution": basemap["attribution"] if basemap else "",
             "centre": [rt.config.frame.lat0, rt.config.frame.lon0],
             "nofly": rt.config.nofly.model_dump(mode="json"),
             "city": rt.config.city.name,

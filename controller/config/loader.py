@@ -24,6 +24,7 @@ from controller.config.models import (
     DroneModel,
     DroneModelCatalog,
     FlightProfile,
+    MapConfig,
     NoFlyCollection,
     Station,
     StationRoster,
@@ -38,6 +39,8 @@ FILES = {
     "dispatch": "dispatch.yaml",
     "nofly": "nofly.geojson",
     "flight": "flight.yaml",
+    #: Optional: the basemap (no file, or an empty one: no basemap unless the environment names one).
+    "map": "map.yaml",
 }
 
 
@@ -66,6 +69,7 @@ class FleetConfig:
     #: Metric east/north frame centred on the city's population-weighted centre.
     frame: LocalFrame
     flight: FlightProfile
+    map: MapConfig = MapConfig()
 
     @property
     def stations(self) -> tuple[Station, ...]:
@@ -132,6 +136,10 @@ def load_config(directory: Path | None = None) -> FleetConfig:
     policy = parse_file(directory / FILES["dispatch"], DispatchPolicy)
     nofly = parse_file(directory / FILES["nofly"], NoFlyCollection)
     flight = parse_file(directory / FILES["flight"], FlightProfile)
+    map_path = directory / FILES["map"]
+    map_config = MapConfig()
+    if map_path.exists() and _read(map_path) is not None:
+        map_config = parse_file(map_path, MapConfig)
 
     path = directory / FILES["stations"]
     drone_ids = {d.id for s in roster.stations for d in s.drones}
@@ -157,4 +165,5 @@ def load_config(directory: Path | None = None) -> FleetConfig:
         policy=policy,
         nofly=nofly,
         flight=flight,
+        map=map_config,
     )

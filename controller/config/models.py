@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import time
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -416,3 +417,38 @@ class FlightProfile(Frozen):
     command_retries: int = Field(ge=1, le=20)
     failsafe: Failsafe
     links: Links
+
+
+# --- map (optional configs/map.yaml) ------------------------------------------
+
+
+class MapConfig(Frozen):
+    """The pages' basemap: an XYZ tile URL, or a local MBTiles file the controller serves (offline rooms)."""
+
+    #: e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png" (the browser fetches it).
+    tiles_url: str | None = Field(default=None, min_length=1, max_length=500)
+    #: A raster (png/jpg/webp) .mbtiles file; relative paths are relative to the config directory.
+    mbtiles: Path | None = None
+    attribution: str = Field(default="", max_length=500)
+    #: Default: the tileset's own (MBTiles metadata), else 0 and 19.
+    min_zoom: int | None = Field(default=None, ge=0, le=24)
+    max_zoom: int | None = Field(default=None, ge=0, le=24)
+
+    @field_validator("tiles_url")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value.startswith(("https://", "http://", "/")):
+                raise ValueError("must be an http(s) URL or a path on this controller")
+            missing = [p for p in ("{z}", "{x}", "{y}") if p not in value]
+            if missing:
+                raise ValueError(f"must be an XYZ template; {', '.join(missing)} missing")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MapConfig:
+        if self.tiles_url and self.mbtiles:
+            raise ValueError("give tiles_url or mbtiles, not both")
+        if self.min_zoom is not None and self.max_zoom is not None and self.min_zoom > self.max_zoom:
+            raise ValueError(f"min_zoom {self.min_zoom} is above max_zoom {self.max_zoom}")
+        return self

@@ -34,6 +34,7 @@ from controller.runtime import Runtime
 from controller.settings import Settings
 from controller.video.hub import ViewerSession
 from tests import support
+from tests.mbtiles import make_mbtiles
 
 A, B = support.STATION_A, support.STATION_B
 DRONE_A, DRONE_B = f"{A}-D1", f"{B}-D1"
@@ -89,6 +90,9 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET",    "/api/v1/me"):                                     (200, 200, 200, 200, 200, 403, 403, 401, 401),
     ("WS",     "/api/v1/events"):                                 (OPEN, OPEN, OPEN, 4403, OPEN, 4403, 4403, 4401, 4401),
     ("GET",    "/health"):                                        (200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/tiles/{z}/{x}/{y}.{ext}"):                       (200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/favicon.ico"):                                   (200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/favicon.svg"):                                   (200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET",    "/"):                                              (200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET",    "/pilot"):                                         (200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET",    "/command"):                                       (200, 200, 200, 200, 200, 200, 200, 200, 200),
@@ -132,6 +136,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/api/v1/alerts/{alert_id}/ack"): Call(mutates=True),
     ("WS", "/api/v1/events"): Call(query=f"station={A}"),
     ("MOUNT", "/static"): Call(url="/static/common.css"),
+    ("GET", "/tiles/{z}/{x}/{y}.{ext}"): Call(url="/tiles/0/0/0.png"),
 }
 
 
@@ -191,7 +196,10 @@ async def world(tmp: Path, offer: str) -> AsyncIterator[World]:
     tmp.mkdir(parents=True)
     cfg = support.copy_configs(tmp / "configs", stations=support.SMALL_ROSTER)
     tokens = {**support.TOKENS, DRONE_B_TOKEN: {"role": "drone", "name": "drone-b1", "drone_id": DRONE_B}}
-    settings = Settings(database_url=f"sqlite:///{tmp / 'test.sqlite3'}", config_dir=cfg, var_dir=tmp / "var")
+    make_mbtiles(tmp / "map.mbtiles", [(0, 0, 0)])  # the basemap's tiles are public map data
+    settings = Settings(
+        database_url=f"sqlite:///{tmp / 'test.sqlite3'}", config_dir=cfg, var_dir=tmp / "var", mbtiles=tmp / "map.mbtiles",
+    )
     rt = Runtime.build(settings, tokens=TokenRegistry.from_document({"tokens": tokens}, "tests"))
     await rt.start()
     app = create_app(rt, manage_lifecycle=False)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from controller.web import favicon
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
 router = APIRouter(include_in_schema=False)
@@ -25,6 +27,16 @@ INDEX = """<!doctype html><html lang="en"><meta charset="utf-8">
 @router.get("/", response_class=HTMLResponse)
 async def index() -> str:
     return INDEX
+
+
+@router.get("/favicon.ico")
+async def favicon_ico() -> Response:
+    return Response(favicon.ico(), media_type="image/vnd.microsoft.icon", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/favicon.svg")
+async def favicon_svg() -> Response:
+    return Response(favicon.SVG, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/pilot")

@@ -38,7 +38,7 @@ UNDO_S = 8.0
 
 
 async def search_with_hotspot(rt: Runtime) -> tuple[Any, Any, Any]:
-    """A missing-person search near station A with its drone flying, and one hotspot raised (incident, mission, hotspot)."""
+    """A missing-person search near station A with its drone flying its sweep, and one hotspot raised (incident, mission, hotspot)."""
     s = rt.config.station(support.STATION_A)
     inc, _ = await rt.center.create_incident(
         NewIncident(grade=1, category="missing_person", lat=s.lat + 0.004, lon=s.lon, search_radius_m=150, drones_requested=1),
@@ -47,6 +47,7 @@ async def search_with_hotspot(rt: Runtime) -> tuple[Any, Any, Any]:
     (m,) = rt.center.incident_missions(inc.id)
     await rt.center.accept(m.id, Principal(Role.PILOT, "pilot-a", support.STATION_A))
     await rt.center.reports.flight_launched(m.id)
+    await rt.center.reports.search_plan(m.id)  # its share of the area: the sweep the team sees on the map
     await raise_hotspot(rt, inc.id, s.lat + 0.004, s.lon)
     (h,) = rt.hotspots.list(inc.id)
     return inc, m, h
@@ -179,6 +180,10 @@ async def test_team_map_position_thumbnail_colours_and_accessibility(browser, ru
     )
     assert area == pytest.approx([inc.lat, inc.lon, 150.0])
     assert await page.locator("#map path.search-area").count() == 1
+    detail = await api_get(live_url, f"/incidents/{inc.id}")
+    sweeps = [x for x in detail["missions"] if x["plan"] and x["plan"]["waypoints"]]
+    assert len(sweeps) == 1, detail["missions"]  # the drone's share of the area ...
+    assert await page.locator("#map path.search-strip").count() == 1  # ... drawn as its sweep line
     drone_el = page.locator(f"#map [data-drone='{DRONE}']")
     await drone_el.wait_for()
     d = await api_get(live_url, f"/drones/{DRONE}")

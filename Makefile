@@ -29,6 +29,8 @@ system-packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/whip-client ] || missing="$$missing simple-whip-client"; \
+	ls /usr/lib/*/gstreamer-1.0/libgstnice.so >/dev/null 2>&1 || missing="$$missing gstreamer1.0-nice"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages for the tests:$$missing"; \

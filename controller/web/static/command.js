@@ -1,163 +1,164 @@
-// Command page: live map (stations, drones coloured by state, incidents, no-fly zones) and live feeds.
+// Command console, shared state and helpers. The page is split by concern:
+//   command.js            state, formatting, the confirmation dialog, event dispatch
+//   command-map.js        basemap, legend, drones (idle clustered, flying highlighted), tracks, search areas, no-fly
+//   command-incidents.js  incident list (by urgency), detail, opening an incident from the map, actions
+//   command-alerts.js     alerts with acknowledgement
+//   command-video.js      the video wall (1/4/9 tiles, kept in localStorage, enlarge, thermal palette)
+//   command-start.js      sign-in and start-up
+// Each file adds its functions to the one `Cmd` object; events are fanned out by `Cmd.onEvent`.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const STATE_COLOUR = {
-  standby: "#2ea043", charging: "#7cc46b", offered: "#f5d142", preflight: "#ff9c3a", enroute: "#3fa7ff",
-  on_scene: "#d06cff", searching: "#d06cff", returning: "#58c4dc", landed: "#8b9aab", maintenance: "#6e7681", lost_link: "#ff4d4f",
+
+const Cmd = {
+  api: null,
+  who: null,
+  ui: null,
+  drones: new Map(),     // id -> drone (DroneOut + live telemetry)
+  stations: new Map(),   // id -> station
+  incidents: new Map(),  // id -> open incident (IncidentOut)
+  missions: new Map(),   // id -> mission (MissionOut), active ones and recently ended
+  handlers: [],          // (event) => void, registered by each part
+  reloaders: [],         // async () => void, run on every (re)connect
 };
-const AIRBORNE = new Set(["enroute", "on_scene", "searching", "returning"]);
-const GRADE_COLOUR = { 1: "#ff4d4f", 2: "#ff9c3a", 3: "#f5d142", 4: "#7cc46b" };
-const OPEN = new Set(["queued", "offered", "dispatched", "on_scene"]);
 
-let api = null, map = null;
-const drones = new Map();     // id -> {data, marker}
-const incidents = new Map();  // id -> {data, marker}
-const liveFeeds = new Map();  // "drone/kind" -> feed info from the server
-const watching = new Map();   // "drone/kind" -> {viewer, el}
+Cmd.STATE_COLOUR = {
+  standby: "#2ea043", charging: "#7cc46b", offered: "#f5d142", preflight: "#ff9c3a", enroute: "#3fa7ff",
+  on_scene: "#e07bff", searching: "#e07bff", returning: "#58c4dc", landed: "#8b9aab", maintenance: "#6e7681",
+  lost_link: "#ff4d4f",
+};
+Cmd.STATE_LABEL = {
+  standby: "Ready", charging: "Charging", offered: "Offered", preflight: "Pre-flight", enroute: "En route",
+  on_scene: "On scene", searching: "Searching", returning: "Returning", landed: "Landed", maintenance: "Maintenance",
+  lost_link: "Link lost",
+};
+Cmd.AIRBORNE = new Set(["enroute", "on_scene", "searching", "returning"]);
+Cmd.GRADE_COLOUR = { 1: "#ff4d4f", 2: "#ff9c3a", 3: "#f5d142", 4: "#7cc46b" };
+Cmd.GRADE_LABEL = { 1: "danger to life", 2: "urgent", 3: "soon", 4: "when free" };
+Cmd.OPEN = new Set(["queued", "offered", "dispatched", "on_scene"]);
+Cmd.ACTIVE_MISSION = new Set(["offered", "accepted", "launched", "on_scene", "returning"]);
+Cmd.STATUS_LABEL = { queued: "Queued", offered: "Offered", dispatched: "Dispatched", on_scene: "On scene", resolved: "Resolved", cancelled: "Cancelled" };
+Cmd.MISSION_LABEL = {
+  offered: "Offered", accepted: "Accepted", declined: "Declined", expired: "Expired", launched: "Flying",
+  on_scene: "On scene", returning: "Returning", completed: "Completed", aborted: "Aborted",
+};
 
-function droneIcon(state) {
-  return { radius: 7, color: "#0b1118", weight: 2, fillColor: STATE_COLOUR[state] || "#ccc", fillOpacity: 0.95 };
-}
+Cmd.on = (fn) => Cmd.handlers.push(fn);
+Cmd.onReload = (fn) => Cmd.reloaders.push(fn);
 
-function upsertDrone(d) {
-  const known = drones.get(d.id);
-  if (known) {
-    Object.assign(known.data, d);
-    known.marker.setLatLng([known.data.lat, known.data.lon]).setStyle(droneIcon(known.data.state));
-    known.marker.getElement()?.setAttribute("data-state", known.data.state);
-    known.marker.setTooltipContent(label(known.data));
-    return;
+Cmd.ageText = (iso, now = Date.now()) => {
+  if (!iso) return "";
+  const s = Math.max(0, (now - Date.parse(iso)) / 1000);
+  if (s < 60) return `${Math.floor(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}`;
+};
+Cmd.timeText = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "");
+
+Cmd.missionsOf = (incidentId) => [...Cmd.missions.values()].filter((m) => m.incident_id === incidentId);
+Cmd.activeMissionsOf = (incidentId) => Cmd.missionsOf(incidentId).filter((m) => Cmd.ACTIVE_MISSION.has(m.state));
+Cmd.incidentOfDrone = (droneId) => {
+  const d = Cmd.drones.get(droneId);
+  const m = d && d.mission_id ? Cmd.missions.get(d.mission_id) : [...Cmd.missions.values()].find(
+    (x) => x.drone_id === droneId && Cmd.ACTIVE_MISSION.has(x.state));
+  return m ? (Cmd.incidents.get(m.incident_id) || m.incident || { id: m.incident_id }) : null;
+};
+
+/** Seconds until the drone is on scene: the planned flight time less the time flown, for a launched mission. */
+Cmd.etaOf = (m, now = Date.now()) => {
+  if (m.state === "on_scene") return 0;
+  if (m.state === "launched") {
+    const since = m._launchedAt || Date.parse(m.updated_at || "") || now;
+    return Math.max(0, m.eta_s - (now - since) / 1000);
   }
-  const marker = L.circleMarker([d.lat, d.lon], droneIcon(d.state)).addTo(map);
-  marker.bindTooltip(label(d));
-  marker.on("click", () => openFeed(d.id, "visible"));
-  marker.getElement()?.setAttribute("data-drone", d.id);
-  marker.getElement()?.setAttribute("data-state", d.state);
-  drones.set(d.id, { data: { ...d }, marker });
-}
+  return m.eta_s;
+};
 
-function label(d) {
-  const alt = d.alt_rel_m ?? d.alt_m;
-  return `${d.id} · ${d.state}${alt ? ` · ${Math.round(alt)} m` : ""}${d.battery_pct != null ? ` · ${Math.round(d.battery_pct)}%` : ""}`;
-}
+Cmd.upsertMission = (m, ts) => {
+  const known = Cmd.missions.get(m.id);
+  const merged = { ...(known || {}), ...m };
+  if (m.state === "launched" && (!known || known.state !== "launched")) merged._launchedAt = Date.parse(ts || m.updated_at || "") || Date.now();
+  Cmd.missions.set(m.id, merged);
+  return merged;
+};
 
-function upsertIncident(i) {
-  const known = incidents.get(i.id);
-  if (!OPEN.has(i.status)) {
-    if (known) { known.marker.remove(); incidents.delete(i.id); }
-    return;
-  }
-  const style = { radius: 10, color: GRADE_COLOUR[i.grade] || "#fff", weight: 3, fill: false };
-  if (known) { known.marker.setLatLng([i.lat, i.lon]).setStyle(style); known.data = i; return; }
-  const marker = L.circleMarker([i.lat, i.lon], style).addTo(map)
-    .bindTooltip(`${i.id} · grade ${i.grade} ${CATEGORY_LABEL[i.category] || i.category} · ${i.status}`);
-  incidents.set(i.id, { data: i, marker });
-}
+// --- the confirmation dialog: a real <dialog>, Esc or "Keep it" cancels, focus starts on the safe choice ---------
 
-function onEvent(ev) {
-  if (ev.type === "hello") { reload().catch(alertError); return; }
+Cmd.confirm = ({ title, body, ok = "Confirm", danger = true, reason = null, reasonRequired = false, run }) =>
+  new Promise((resolve) => {
+    const dlg = $("confirm");
+    $("confirm-title").textContent = title;
+    $("confirm-body").textContent = body;
+    $("confirm-ok").textContent = ok;
+    $("confirm-ok").className = danger ? "danger" : "primary";
+    $("confirm-error").textContent = "";
+    $("confirm-reason-wrap").hidden = reason === null;
+    $("confirm-reason-label").textContent = reason || "Reason";
+    $("confirm-reason").value = "";
+    $("confirm-reason").required = reasonRequired;
+    const form = dlg.querySelector("form");
+    const done = (value) => {
+      form.onsubmit = null; $("confirm-cancel").onclick = null; dlg.oncancel = null;
+      if (dlg.open) dlg.close();
+      resolve(value);
+    };
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      const text = $("confirm-reason").value.trim();
+      if (reasonRequired && !text) { $("confirm-error").textContent = "Say why (it goes in the timeline)."; $("confirm-reason").focus(); return; }
+      if (!run) { done(text || true); return; }
+      $("confirm-ok").disabled = true;
+      try { await run(text); done(true); } catch (err) { $("confirm-error").textContent = err.message || String(err); } finally { $("confirm-ok").disabled = false; }
+    };
+    $("confirm-cancel").onclick = () => done(false);
+    dlg.oncancel = (e) => { e.preventDefault(); done(false); };
+    dlg.showModal();
+    (reason !== null ? $("confirm-reason") : $("confirm-cancel")).focus();
+  });
+
+Cmd.toast = (text, severity = "warning") => Cmd.addLocalAlert && Cmd.addLocalAlert(severity, text);
+Cmd.error = (err) => Cmd.toast(err.message || String(err), "warning");
+
+Cmd.onEvent = (ev) => {
+  if (ev.type === "hello") { Cmd.reload().catch(Cmd.error); return; }
   const d = ev.data || {};
-  if (ev.type === "drone.updated") upsertDrone(d);
-  else if (ev.type === "drone.telemetry" && drones.has(d.drone_id)) {
-    upsertDrone({ id: d.drone_id, lat: d.lat, lon: d.lon, alt_rel_m: d.alt_rel_m, battery_pct: d.battery_pct, state: d.state });
-  } else if (ev.type.startsWith("incident.")) upsertIncident(d);
-  else if (ev.type === "video.feeds") refreshFeeds().catch(alertError);
-  else if (ev.type === "alert") addAlert(d.severity, d.text);
-  renderCounts();
-}
+  if (ev.type.startsWith("mission.") && d.id && d.incident_id) Cmd.upsertMission(d, ev.ts);
+  if (ev.type === "drone.updated" && d.id) Cmd.drones.set(d.id, { ...(Cmd.drones.get(d.id) || {}), ...d });
+  if (ev.type === "drone.telemetry" && Cmd.drones.has(d.drone_id)) {
+    const known = Cmd.drones.get(d.drone_id);
+    Object.assign(known, { lat: d.lat, lon: d.lon, state: d.state ?? known.state });
+    if (d.alt_rel_m != null) known.alt_rel_m = d.alt_rel_m;
+    if (d.battery_pct != null) known.battery_pct = d.battery_pct;
+  }
+  if (ev.type.startsWith("incident.") && d.id) {
+    if (Cmd.OPEN.has(d.status)) Cmd.incidents.set(d.id, { ...(Cmd.incidents.get(d.id) || {}), ...d });
+    else Cmd.incidents.delete(d.id);
+  }
+  for (const fn of Cmd.handlers) {
+    try { fn(ev); } catch (err) { console.error(err); }
+  }
+  Cmd.renderCounts();
+};
 
-function addAlert(severity, text) {
-  const li = document.createElement("li");
-  li.className = severity;
-  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-  $("alerts").prepend(li);
-  while ($("alerts").children.length > 50) $("alerts").lastChild.remove();
-}
+Cmd.renderCounts = () => {
+  const flying = [...Cmd.drones.values()].filter((d) => Cmd.AIRBORNE.has(d.state)).length;
+  $("counts").textContent = `${Cmd.drones.size} drones · ${flying} flying · ${Cmd.incidents.size} open incidents`;
+};
 
-function renderCounts() {
-  const flying = [...drones.values()].filter((d) => AIRBORNE.has(d.data.state)).length;
-  $("counts").textContent = `${drones.size} drones · ${flying} flying · ${incidents.size} open incidents`;
-}
-
-async function reload() {
-  const [stations, ds, incs] = await Promise.all([
+Cmd.reload = async () => {
+  const api = Cmd.api;
+  const [stations, drones, incs, missions] = await Promise.all([
     api.call("GET", "/api/v1/stations"),
     api.call("GET", "/api/v1/drones"),
     api.call("GET", "/api/v1/incidents?status=queued&status=offered&status=dispatched&status=on_scene&limit=1000"),
+    api.call("GET", "/api/v1/missions?state=offered&state=accepted&state=launched&state=on_scene&state=returning&limit=1000"),
   ]);
-  for (const s of stations) {
-    L.circleMarker([s.lat, s.lon], { radius: 3, color: "#8b9aab", weight: 1, fillOpacity: 0.6 }).addTo(map).bindTooltip(s.name);
-  }
-  for (const d of ds) upsertDrone(d);
-  for (const i of incs) upsertIncident(i);
-  await refreshFeeds();
-  renderCounts();
-}
-
-async function refreshFeeds() {
-  const feeds = await api.call("GET", "/api/v1/video/feeds").catch(() => []);
-  liveFeeds.clear();
-  for (const f of feeds) liveFeeds.set(`${f.drone_id}/${f.kind}`, f);
-  $("available").innerHTML = feeds.map((f) =>
-    `<button data-open="${f.drone_id}" data-kind="${f.kind}">${escapeHtml(f.drone_id)} ${f.kind}</button>`).join("") ||
-    '<p class="muted">No drone is streaming.</p>';
-  for (const [key, w] of watching) if (!liveFeeds.has(key)) closeFeed(key);  // the drone landed
-}
-
-async function openFeed(droneId, kind) {
-  const key = `${droneId}/${kind}`;
-  if (watching.has(key)) return;
-  if (!liveFeeds.has(key)) { addAlert("info", `${droneId} has no live ${kind} video (not airborne?)`); return; }
-  const el = document.createElement("div");
-  el.className = "feed";
-  el.dataset.feed = key;
-  el.innerHTML = `<video autoplay muted playsinline></video>
-    <div class="bar"><span>${escapeHtml(droneId)} · ${kind}</span><button>Close</button></div>`;
-  $("feeds").prepend(el);
-  const entry = { viewer: null, el };
-  watching.set(key, entry);
-  el.querySelector("button").onclick = () => closeFeed(key);
-  try {
-    entry.viewer = await watchFeed(api, droneId, kind, el.querySelector("video"));
-  } catch (err) { alertError(err); closeFeed(key); }
-}
-
-function closeFeed(key) {
-  const entry = watching.get(key);
-  if (!entry) return;
-  watching.delete(key);
-  entry.viewer?.close();
-  entry.el.remove();
-}
-
-function alertError(err) { addAlert("warning", err.message || String(err)); }
-
-async function start(token) {
-  api = new ApiClient(token);
-  const who = await api.call("GET", "/api/v1/me");
-  const ui = await api.call("GET", "/api/v1/ui-config");
-  sessionStorage.setItem("commandToken", token);
-  $("signin").hidden = true; $("layout").hidden = false;
-  $("who").textContent = `· ${who.name} (${who.role})`;
-  map = L.map("map", { preferCanvas: false }).setView(ui.centre, 11);
-  if (ui.tile_url) L.tileLayer(ui.tile_url, { attribution: ui.tile_attribution, maxZoom: 19 }).addTo(map);
-  L.control.scale().addTo(map);
-  L.geoJSON(ui.nofly, { style: { color: "#ff4d4f", weight: 1, fillOpacity: 0.08 } })
-    .bindTooltip((layer) => layer.feature.properties.name).addTo(map);
-  $("available").addEventListener("click", (e) => {
-    const b = e.target.closest("button[data-open]");
-    if (b) openFeed(b.dataset.open, b.dataset.kind);
-  });
-  api.stream({}, onEvent, (up) => { $("link").textContent = up ? "live" : "offline"; $("link").className = "pill " + (up ? "live" : "down"); });
-}
-
-$("signin").addEventListener("submit", (e) => {
-  e.preventDefault();
-  start($("token").value.trim()).catch((err) => { $("signin-error").textContent = err.message; });
-});
-const saved = sessionStorage.getItem("commandToken");
-if (saved) start(saved).catch(() => { $("signin").hidden = false; }); else $("signin").hidden = false;
-
-// For tests and operators: where each drone is drawn on the map.
-window.dronefleetMap = () => [...drones.values()].map((d) => ({ id: d.data.id, state: d.data.state, lat: d.marker.getLatLng().lat, lon: d.marker.getLatLng().lng }));
+  Cmd.stations.clear();
+  for (const s of stations) Cmd.stations.set(s.id, s);
+  for (const d of drones) Cmd.drones.set(d.id, { ...(Cmd.drones.get(d.id) || {}), ...d });
+  Cmd.incidents.clear();
+  for (const i of incs) Cmd.incidents.set(i.id, i);
+  for (const m of missions) Cmd.upsertMission(m);
+  for (const fn of Cmd.reloaders) await fn().catch(Cmd.error);
+  Cmd.renderCounts();
+};

@@ -40,6 +40,8 @@ class AlertKind(StrEnum):
     RECOVERY_NEEDED = "recovery_needed"
     #: No drone can serve the incident (e.g. it lies in a no-fly zone).
     INCIDENT_BLOCKED = "incident_blocked"
+    #: Evidence recording failed to write (disk full, I/O error): the live video goes on, the recording has a gap.
+    RECORDING_ERROR = "recording_error"
 
 
 class Severity(StrEnum):
@@ -65,6 +67,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.MISSION_PREEMPTED: Severity.WARNING,
     AlertKind.RECOVERY_NEEDED: Severity.CRITICAL,
     AlertKind.INCIDENT_BLOCKED: Severity.CRITICAL,
+    AlertKind.RECORDING_ERROR: Severity.WARNING,
 }
 assert set(SEVERITY) == set(AlertKind)
 

@@ -129,6 +129,14 @@ class DroneOut(TypedDict):
     updated_at: str | None
 
 
+class TrackOut(TypedDict):
+    drone_id: str
+    minutes: float
+    points: Annotated[
+        list[list[float]], Field(description="[[lat, lon, alt_m, seconds_ago], ...], oldest first, one every 2 s at most")
+    ]
+
+
 class StationOut(TypedDict):
     id: str
     name: str

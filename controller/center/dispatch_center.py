@@ -28,6 +28,7 @@ from controller.center.journal import Journal, ServiceUnavailable
 from controller.center.offers import OfferTimers
 from controller.center.reconciler import Reconciler
 from controller.center.state import LiveState
+from controller.center.tracks import TrackLog
 from controller.center.view import LiveView
 from controller.config import FleetConfig
 from controller.dispatch import Dispatcher
@@ -77,7 +78,11 @@ class DispatchCenter:
         self.passes = DispatchPass(config, dispatcher, self.state, self.view, changes, self.timers, dirty)
         self.commands = Commands(config, self.state, self.journal, changes, self.passes, self.observers, clock)
         self.reconciler = Reconciler(config, self.state, self.journal, changes, self.passes, self.observers, clock)
-        self.reports = FlightReportHandler(config, self.state, self.journal, changes, self.passes, self.reconciler, clock)
+        #: Recent positions of every drone (in memory), for the maps' tracks.
+        self.tracks = TrackLog(clock)
+        self.reports = FlightReportHandler(
+            config, self.state, self.journal, changes, self.passes, self.reconciler, clock, self.tracks,
+        )
         #: Control tokens and pilots' commands in flight (the fleet service registers as its flight layer).
         self.control = PilotControl(self.state, self.journal, clock)
         #: Acknowledging alerts (raising them is part of the change that caused them).

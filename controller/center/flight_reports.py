@@ -19,6 +19,7 @@ from controller.center.journal import Journal
 from controller.center.reconcile import AT_STATION_M, on_the_ground
 from controller.center.reconciler import Reconciler
 from controller.center.state import LiveState
+from controller.center.tracks import TrackLog
 from controller.config import FleetConfig
 from controller.domain.alerts import AlertKind, Severity
 from controller.domain.entities import Mission
@@ -45,8 +46,10 @@ class FlightReportHandler:
         passes: DispatchPass,
         reconciler: Reconciler,
         clock: Callable[[], datetime],
+        tracks: TrackLog,
     ) -> None:
         self.config = config
+        self.tracks = tracks
         self.reconciler = reconciler
         self.state = state
         self.journal = journal
@@ -241,6 +244,14 @@ class FlightReportHandler:
         m.plan = m.plan.flown(done)
         m.updated_at = now
         cs.upsert(rows.mission_row(m))
+        # every console draws the sweep's progress live (the strip's waypoints came with `mission.plan`)
+        self.journal.event(
+            cs, "mission.progress",
+            {"mission_id": m.id, "drone_id": m.drone_id, "incident_id": m.incident_id, "done": m.plan.done,
+             "waypoints": len(m.plan.waypoints), "stop_at": m.plan.stop_at, "strip": m.plan.strip, "strips": m.plan.strips},
+            now, incident_id=m.incident_id, station_id=m.station_id, drone_id=m.drone_id, mission_id=m.id,
+            category=self._category_of(m),
+        )
         await self.journal.commit(cs)
 
     # --- links and telemetry ----------------------------------------------------------------------
@@ -279,6 +290,7 @@ class FlightReportHandler:
         moved = equirectangular_m(lat, lon, drone.lat, drone.lon) > 25 or abs(alt_m - drone.alt_m) > 5
         charged = battery_pct is not None and abs(battery_pct - drone.battery_pct) >= 1.0
         drone.lat, drone.lon, drone.alt_m = lat, lon, alt_m
+        self.tracks.add(drone_id, lat, lon, alt_m)
         if battery_pct is not None:
             drone.battery_pct = battery_pct
         if moved or charged:

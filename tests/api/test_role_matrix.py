@@ -65,6 +65,7 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET",    "/api/v1/stations"):                               (200, 200, 200, 200, 200, 403, 403, 401, 401),
     ("GET",    "/api/v1/drones"):                                 (200, 200, 200, 200, 200, 403, 403, 401, 401),
     ("GET",    "/api/v1/drones/{drone_id}"):                      (200, 200, 200, 403, 200, 403, 403, 401, 401),
+    ("GET",    "/api/v1/drones/{drone_id}/track"):                (200, 200, 200, 403, 200, 403, 403, 401, 401),
     ("POST",   "/api/v1/drones/{drone_id}/maintenance"):          (403, 200, 403, 403, 403, 403, 403, 401, 401),
     # pilot control (issue 17): drone A's mission is only offered here, so no one can take control or command it (409)
     ("GET",    "/api/v1/drones/{drone_id}/control"):              (200, 200, 200, 403, 403, 403, 403, 401, 401),

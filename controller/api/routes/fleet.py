@@ -13,7 +13,7 @@ from controller.auth import Principal, Role
 from controller.domain.errors import Forbidden, NotFound
 from controller.domain.states import DroneState
 from controller.runtime import Runtime
-from controller.views import DroneOut, StationOut, drone_view
+from controller.views import DroneOut, StationOut, TrackOut, drone_view
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 
@@ -66,6 +66,29 @@ async def get_drone(drone_id: DroneId, rt: Runtime = Depends(runtime), who: Prin
     if who.role is Role.PILOT and drone.station_id != who.station_id:
         raise Forbidden("pilots see only their own station's drones")
     return drone_view(drone)
+
+
+@router.get("/drones/{drone_id}/track", response_model=TrackOut, responses=responses(*AUTH, 404, 422))
+async def get_track(
+    drone_id: DroneId,
+    minutes: float = Query(default=10.0, gt=0, le=30, description="how far back (at most 30 minutes)"),
+    rt: Runtime = Depends(runtime),
+    who: Principal = Depends(require(*PEOPLE)),
+) -> TrackOut:
+    """Where the drone has been lately (kept in memory from its telemetry: empty after a restart; the
+    `drone.telemetry` events carry the positions after these)."""
+    drone = rt.center.view.drones.get(drone_id)
+    if drone is None:
+        raise NotFound("drone", drone_id)
+    if who.role is Role.PILOT and drone.station_id != who.station_id:
+        raise Forbidden("pilots see only their own station's drones")
+    now = rt.center.clock()
+    points = rt.center.tracks.recent(drone_id, minutes * 60)
+    return {
+        "drone_id": drone_id,
+        "minutes": minutes,
+        "points": [[p.lat, p.lon, round(p.alt_m, 1), round((now - p.at).total_seconds(), 1)] for p in points],
+    }
 
 
 @router.post("/drones/{drone_id}/maintenance", response_model=DroneOut, responses=responses(*AUTH, 404, 409, *BODY, 503))

@@ -305,6 +305,26 @@ class ControlPolicy(Frozen):
         return self
 
 
+class EvidencePolicy(Frozen):
+    """Mission video recorded as evidence (controller/evidence): segments, retention, the recorder's queue."""
+
+    #: Record every mission's feeds (off: nothing is recorded, the relay is unchanged).
+    enabled: bool = True
+    #: Where recordings are kept; a relative path is under the controller's var directory (default var/evidence).
+    directory: Path = Path("evidence")
+    #: A new segment starts at the first keyframe after this many minutes.
+    segment_minutes: float = Field(default=5.0, gt=0, le=60)
+    #: Container for H.264 feeds: Matroska (mkv) or fragmented MP4 (mp4). VP8 always goes into WebM.
+    h264_container: Literal["mkv", "mp4"] = "mkv"
+    #: Recordings ended longer ago than this are deleted (with their segments) by the retention sweep.
+    retention_days: float = Field(default=90.0, gt=0, le=3650)
+    #: Over this many GB in all, the oldest ended recordings are deleted first (None: no size cap).
+    max_total_gb: float | None = Field(default=None, gt=0, le=1_000_000)
+    #: Frames waiting for the recorder's writer thread, all feeds together; beyond it frames are dropped (counted),
+    #: never the live relay slowed.
+    queue_frames: int = Field(default=3000, ge=10, le=1_000_000)
+
+
 class DispatchPolicy(Frozen):
     offer_timeout_s: float = Field(default=30, gt=0, le=3600)
     duplicate_merge: DuplicateMerge
@@ -319,6 +339,8 @@ class DispatchPolicy(Frozen):
     engine: EnginePolicy = Field(default_factory=EnginePolicy)
     #: What a pilot may command in flight (limits checked before anything is sent).
     control: ControlPolicy = Field(default_factory=ControlPolicy)
+    #: Recording mission video as evidence (segments, retention).
+    evidence: EvidencePolicy = Field(default_factory=EvidencePolicy)
 
     @field_validator("time_on_scene_s")
     @classmethod

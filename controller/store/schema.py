@@ -182,6 +182,43 @@ alerts = Table(
     Column("acked_role", String(16)),
 )
 
+#: Evidence recordings (migration 0003): one row per recorded feed of a mission; segments and hashes are in its
+#: signed manifest on disk (controller/evidence).
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("drone_id", String(64), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("codec", String(16), nullable=False),
+    Column("station_id", String(64), index=True),
+    Column("mission_id", String(32), index=True),
+    Column("incident_id", String(32), index=True),
+    Column("started_at", UTCDateTime, nullable=False, index=True),
+    Column("ended_at", UTCDateTime),
+    Column("status", String(16), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("segments", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("frames", BigInteger, nullable=False, default=0),
+    Column("dropped", BigInteger, nullable=False, default=0),
+    Column("write_errors", Integer, nullable=False, default=0),
+    Column("deleted_at", UTCDateTime),
+)
+
+#: Who looked at or exported which evidence, and when (migration 0003).
+evidence_audit = Table(
+    "evidence_audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(16), nullable=False, index=True),
+    Column("recording_id", String(40), index=True),
+    Column("detail", String(500), nullable=False, default=""),
+)
+
 events = Table(
     "events",
     metadata,

@@ -59,6 +59,8 @@ ORBIT_REACHED_M = 5.0
 #: Speed the time budget assumes for the flight to a target (the m3td cruises at 12 m/s).
 BUDGET_SPEED_MS = 8.0
 TARGET_P99_MS = 200.0
+#: A 409 saying the drone no longer flies its mission: its pilot stops.
+GONE = ("no mission in flight", "returning", "is not possible now")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +97,8 @@ class Sent:
     reached: bool | None = None
     reach_s: float | None = None
     detail: str = ""
+    #: The pilot's previous command to this drone.
+    after: str = ""
 
 
 @dataclass
@@ -127,6 +131,8 @@ class PilotBot:
         self.arrival_m = arrival_m
         self.rng = rng
         self.sent: list[Sent] = []
+        #: Drones whose pilot stopped: why.
+        self.lost: dict[str, str] = {}
 
     def _hdr(self, station_id: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.pilots[station_id]}"}
@@ -178,6 +184,7 @@ class PilotBot:
         """One pilot directing one drone until the window ends."""
         drone, station = mission["drone_id"], mission["station_id"]
         rng = self.rng
+        previous = ""
         await asyncio.sleep(rng.uniform(0, self.a.think[1]))  # pilots do not all start at once
         while time.monotonic() < until:
             kind = rng.choices(KINDS, WEIGHTS)[0]
@@ -191,12 +198,21 @@ class PilotBot:
                 r = await self.http.post(f"/api/v1/drones/{drone}/commands", json=body, headers=self._hdr(station))
             except httpx.HTTPError as exc:
                 self.sent.append(Sent(kind, drone, 0, (time.perf_counter() - t0) * 1000, None, detail=str(exc)))
+                await asyncio.sleep(1.0)
                 continue
             http_ms = (time.perf_counter() - t0) * 1000
-            out = r.json()
+            try:
+                out = r.json()
+            except ValueError:
+                out = {"detail": r.text}
             s = Sent(kind, drone, r.status_code, http_ms, out.get("acked_in_ms") if r.status_code == 200 else None,
-                     detail="" if r.status_code == 200 else str(out.get("detail"))[:200])
+                     detail="" if r.status_code == 200 else str(out.get("detail"))[:300], after=previous)
             self.sent.append(s)
+            previous_kind, previous = previous or "-", kind
+            if r.status_code >= 500 or (r.status_code == 409 and any(w in s.detail for w in GONE)):
+                # the drone left its mission (a server error, a failsafe, gone home): its pilot stops here
+                self.lost[drone] = f"{r.status_code} to {kind} (after {previous_kind}): {s.detail}"
+                return
             if r.status_code == 200 and goal is not None:
                 budget = self._budget_s(goal, here) / self.a.speedup
                 sent_at = time.monotonic()
@@ -296,11 +312,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             with contextlib.suppress(BaseException):
                 await listener
     shutil.rmtree(tmp, ignore_errors=True)
-    return _result(args, bot.sent, len(in_air), wall, launch_s, fleet.events, metrics, arrival_m)
+    return _result(args, bot, len(in_air), wall, launch_s, fleet.events, metrics, arrival_m)
 
 
-def _result(args: argparse.Namespace, sent: list[Sent], in_air: int, wall: float, launch_s: float, events: int,
+def _result(args: argparse.Namespace, bot: PilotBot, in_air: int, wall: float, launch_s: float, events: int,
             metrics: dict[str, Any], arrival_m: float) -> dict[str, Any]:
+    sent = bot.sent
     ok = [s for s in sent if s.status == 200]
     acked = [s.acked_ms for s in ok if s.acked_ms is not None]
     by_kind: dict[str, Any] = {}
@@ -335,7 +352,9 @@ def _result(args: argparse.Namespace, sent: list[Sent], in_air: int, wall: float
         "acknowledged": len(ok),
         "commands_per_s": round(len(sent) / wall, 2) if wall else 0.0,
         "refused": dict(refusals),
-        "refusal_samples": sorted({s.detail for s in sent if s.status != 200})[:5],
+        "refusal_samples": sorted({f"{s.status} {s.kind} (after {s.after or '-'}): {s.detail}" for s in sent if s.status != 200})[:8],
+        "server_errors": sum(1 for s in sent if s.status >= 500),
+        "drones_lost": bot.lost,
         "acked_ms": percentiles(acked),
         "http_ms": percentiles([s.http_ms for s in ok]),
         "by_kind": by_kind,
@@ -367,8 +386,12 @@ def summarize(r: dict[str, Any]) -> str:
                  if "reached" in k else "")
         lines.append(f"  {kind:8s} {k['acknowledged']:4d}/{k['sent']:<4d} ack p50 {k['acked_ms'].get('p50', 0):6.1f} "
                      f"p99 {k['acked_ms'].get('p99', 0):6.1f} ms, HTTP p99 {k['http_ms'].get('p99', 0):6.1f} ms{reach}")
+    for drone, why in r["drones_lost"].items():
+        lines.append(f"  pilot of {drone} stopped: {why}")
     share = r["reached_share"]
     lines.append(f"  targets reached: {r['targets_reached']}/{r['targets_judged']}"
                  + (f" ({share * 100:.1f} %)" if share is not None else ""))
+    if r["server_errors"]:
+        lines.append(f"  SERVER ERRORS: {r['server_errors']}")
     lines.append(f"  target ack and HTTP p99 < {TARGET_P99_MS:g} ms: {'met' if r['meets_target'] else 'NOT met'}")
     return "\n".join(lines)

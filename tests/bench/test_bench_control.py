@@ -22,6 +22,7 @@ def test_bench_control_small_run() -> None:
     assert r["benchmark"] == "control" and r["date"] and {"cpu", "cores", "python"} <= set(r["machine"])
     assert r["fleet"]["in_air"] == 3, "every accepted drone reached its scene"
     assert r["commands"] >= 6 and r["acknowledged"] == r["commands"], (r["refused"], r["refusal_samples"])
+    assert r["server_errors"] == 0 and r["drones_lost"] == {}, r["refusal_samples"]
     assert set(r["by_kind"]) == {"fly_to", "altitude", "orbit", "hold", "gimbal", "roi"}
     assert sum(k["acknowledged"] for k in r["by_kind"].values()) == r["acknowledged"]
     a, h = r["acked_ms"], r["http_ms"]

@@ -116,7 +116,11 @@ def test_sigkill_and_restart_loses_and_duplicates_nothing(tmp_path: Path) -> Non
         assert ctl.get("/api/v1/drones") == before_drones
         health = ctl.get("/health")
         assert health["open_incidents"] == before_health["open_incidents"] == 3
-        assert health["last_event_seq"] == before_health["last_event_seq"]
+        # nothing was added by the restart; only the pending offer's warning (10 s before its deadline) may have
+        # come due meanwhile, once (checked again on disk below)
+        since = [a for a in ctl.get("/api/v1/alerts") if a["id"] > before_health["last_event_seq"]]
+        assert all((a["kind"], a["mission_id"]) == ("offer_expiring", offer["id"]) for a in since), since
+        assert health["last_event_seq"] == before_health["last_event_seq"] + len(since)
 
         # The pending offer kept its deadline: its remaining time shrank by the downtime, it was not reset.
         now_offer = next(m for m in after_missions if m["id"] == offer["id"])
@@ -144,6 +148,8 @@ def test_sigkill_and_restart_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     assert seqs == list(range(1, len(seqs) + 1))
     assert db.execute("select count(*) from caller_reports").fetchone()[0] == 4
     assert db.execute("select count(*) from incidents").fetchone()[0] == 3
+    warned = "select count(*) from alerts where kind = 'offer_expiring' and mission_id = ?"
+    assert db.execute(warned, (offer["id"],)).fetchone()[0] == 1  # warned once, across the restart
 
 
 def test_sigkill_with_missions_in_flight(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from tests.support import TOKEN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+SCREENS = Path(os.environ.get("COMMAND_SCREENS", "/tmp/issue18/screens"))
+
 
 async def test_live_map_and_feed_play(browser, tmp_path: Path) -> None:  # noqa: ANN001
     async with flying_world(tmp_path, "sim", drones=3, speedup=5) as w:
@@ -26,7 +29,7 @@ async def test_live_map_and_feed_play(browser, tmp_path: Path) -> None:  # noqa:
             video = VideoManager(w.sim, url, {f"{support.STATION_A}-D1": TOKEN["drone_a1"]})
             await video.start()
             try:
-                page = await browser.new_page(viewport={"width": 1280, "height": 800})
+                page = await browser.new_page(viewport={"width": 1440, "height": 900})
                 errors: list[str] = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 await page.goto(url + "/command")
@@ -68,8 +71,18 @@ async def test_live_map_and_feed_play(browser, tmp_path: Path) -> None:  # noqa:
                 assert await video_el.evaluate("v => v.videoWidth") == 640
                 assert w.rt.video.hub.stats()["viewers"] == 1
 
+                # One flying drone among 140 is easy to find: big, ringed, labelled; the idle ones are grouped.
+                fleet = await page.evaluate("window.dronefleetMap()")
+                assert [d["id"] for d in fleet if d["flying"]] == [drone]
+                assert sum(d["clustered"] for d in fleet) > 100, "idle drones are not grouped at the city view"
+                assert await page.locator(".leaflet-tooltip.flying-label", has_text=drone).is_visible()
+                await page.evaluate("localStorage.clear()")  # the next test starts with an empty video wall
+                SCREENS.mkdir(parents=True, exist_ok=True)
+                await page.evaluate("Cmd.mapView.fit()")
+                await page.screenshot(path=str(SCREENS / "command-140-one-flying.png"))
+
                 # Closing the feed ends the viewer on the server.
-                await page.click(f".feed[data-feed='{drone}/visible'] button")
+                await page.click(f".feed[data-feed='{drone}/visible'] button.close")
                 await w.until(lambda: w.rt.video.hub.stats()["viewers"] == 0, 10, "viewer closed")
                 await w.until(lambda: inc.status is IncidentStatus.ON_SCENE, 60, "on scene")
                 assert errors == []

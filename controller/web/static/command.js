@@ -95,7 +95,7 @@ Cmd.confirm = ({ title, body, ok = "Confirm", danger = true, reason = null, reas
     $("confirm-reason-wrap").hidden = reason === null;
     $("confirm-reason-label").textContent = reason || "Reason";
     $("confirm-reason").value = "";
-    $("confirm-reason").required = reasonRequired;
+    $("confirm-reason").setAttribute("aria-required", String(reasonRequired));
     const form = dlg.querySelector("form");
     const done = (value) => {
       form.onsubmit = null; $("confirm-cancel").onclick = null; dlg.oncancel = null;

@@ -8,6 +8,11 @@ transceiver gets a `RelayTrack` and keeps the feed's codec, and its keyframe
 requests go to the publisher. `decoded(drone, kind)` switches aiortc's decoder
 back on for one feed, for the one consumer that needs pixels.
 
+A feed can also come from outside WebRTC: `ingest(drone, kind, codec, source)`
+takes a `FrameSource` (an RTSP camera pull, controller/video/ingest/) that
+pushes encoded frames; its feed is created at the first frame and kept across
+the source's reconnections, so viewers keep watching.
+
 Everything the hub starts it stops: `close_drone` when a drone lands, `leave`
 when a viewer goes, `close` at shutdown; the counts are exposed for tests.
 """
@@ -21,7 +26,7 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -82,6 +87,28 @@ class PublisherSession:
     kinds_by_mid: dict[str, str] = field(default_factory=dict)
 
 
+class FrameSource(Protocol):
+    """Encoded frames from outside the hub's WebRTC publishers (e.g. controller.video.ingest.rtsp.RtspIngest)."""
+
+    def start(self, push: Callable[[EncodedFrame], None]) -> None:
+        """Begin producing; `push` is called on the event loop, once per encoded frame, in order."""
+
+    async def stop(self) -> None: ...
+
+    def request_keyframe(self) -> None: ...
+
+
+@dataclass(eq=False)
+class IngestSession:
+    drone_id: str
+    kind: str
+    codec: str
+    source: FrameSource
+    #: Created at the first frame (as a WebRTC publisher's feed is).
+    feed: Feed | None = None
+    started_at: float = field(default_factory=time.monotonic)
+
+
 @dataclass(eq=False)
 class ViewerSession:
     id: str
@@ -133,6 +160,21 @@ def check_offer(sdp: str, kinds: list[str] | None = None) -> None:
             raise BadOffer(f"video section {i} offers none of the codecs the relay forwards ({', '.join(RELAY_CODECS)})")
 
 
+def _keep_only_codec(transceiver: Any, codec: str) -> None:
+    """Narrow an answering transceiver to one codec (and its RTX).
+
+    aiortc settles an answer's codecs when the offer is set, before codec preferences can be given, and its
+    sender then uses the first: a viewer offering VP8 first would be sent an H.264 feed labelled as VP8.
+    """
+    mime = f"video/{codec.lower()}"
+    kept = [c for c in transceiver._codecs if c.mimeType.lower() == mime]
+    if not kept:
+        raise VideoError(f"the viewer's offer does not accept {codec}, the codec of this feed")
+    pts = {c.payloadType for c in kept}
+    rtx = [c for c in transceiver._codecs if c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in pts]
+    transceiver._codecs = kept + rtx
+
+
 def _sdp_mids(sdp: str) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in sdp.splitlines() if line.startswith("a=mid:")]
 
@@ -148,6 +190,8 @@ class VideoHub:
         self._media_relay: Any = None
         self.feeds: dict[tuple[str, str], Feed] = {}
         self.publishers: dict[str, PublisherSession] = {}
+        #: Feeds pulled from outside (RTSP cameras), by (drone id, kind).
+        self.ingests: dict[tuple[str, str], IngestSession] = {}
         self.viewers: dict[str, ViewerSession] = {}
         self._ids = itertools.count(1)
         self._on_feeds_changed = on_feeds_changed
@@ -212,6 +256,8 @@ class VideoHub:
 
         def sink(codec: Any, jitter_frame: Any) -> None:
             if not feed_box:
+                if (session.drone_id, kind) in self.ingests:
+                    return  # the camera's own stream is pulled for this kind: it keeps the feed
                 if codec.name.upper() not in RELAY_CODECS:
                     log.warning("video: %s sends %s, which the relay cannot forward", session.drone_id, codec.name)
                     return
@@ -255,12 +301,67 @@ class VideoHub:
         session = self.publishers.pop(drone_id, None)
         if session is not None:
             await self._close_publisher(session, "publisher ended")
+        for d, kind in [k for k in self.ingests if k[0] == drone_id]:
+            await self.stop_ingest(d, kind)
+
+    # --- feeds from outside WebRTC (RTSP cameras) -----------------------------------------
+
+    async def ingest(self, drone_id: str, kind: str, codec: str, source: FrameSource) -> IngestSession:
+        """Start a feed whose encoded frames `source` pushes; replaces an earlier ingest of the same feed.
+
+        Refused (VideoError) while a WebRTC publisher has that feed live: one source per feed.
+        """
+        if kind not in KINDS:
+            raise VideoError(f"unknown camera kind {kind!r}; expected one of {', '.join(KINDS)}")
+        codec = codec.upper()
+        if codec not in RELAY_CODECS:
+            raise VideoError(f"the relay cannot forward {codec}; it forwards {', '.join(RELAY_CODECS)}")
+        live = self.feeds.get((drone_id, kind))
+        if live is not None and (drone_id, kind) not in self.ingests:
+            raise VideoError(f"{drone_id} already publishes its {kind} feed over WebRTC")
+        if (drone_id, kind) in self.ingests:
+            await self.stop_ingest(drone_id, kind)
+        session = IngestSession(drone_id, kind, codec, source)
+        self.ingests[(drone_id, kind)] = session
+
+        def push(frame: EncodedFrame) -> None:
+            if self.ingests.get((drone_id, kind)) is not session:
+                return
+            feed = session.feed
+            if feed is None:
+                feed = session.feed = Feed(drone_id, kind, codec, source.request_keyframe)
+                self.feeds[feed.key] = feed
+                log.info("video: %s/%s feed live from its camera stream", drone_id, kind)
+                if self._on_feeds_changed:
+                    self._on_feeds_changed(drone_id)
+            feed.push(frame)
+
+        source.start(push)
+        return session
+
+    async def stop_ingest(self, drone_id: str, kind: str) -> bool:
+        """End one pulled feed (its source, its viewers); False if there was none."""
+        session = self.ingests.pop((drone_id, kind), None)
+        if session is None:
+            return False
+        await session.source.stop()
+        feed = session.feed
+        if feed is not None:
+            feed.close()
+            if self.feeds.get(feed.key) is feed:
+                self.feeds.pop(feed.key, None)
+            for viewer in [v for v in self.viewers.values() if v.drone_id == drone_id and v.kind == kind]:
+                await self.leave(viewer.id)
+            log.info("video: %s/%s camera feed closed", drone_id, kind)
+            if self._on_feeds_changed:
+                self._on_feeds_changed(drone_id)
+        return True
 
     async def _close_publisher(self, session: PublisherSession, why: str) -> None:
         for feed in session.feeds.values():
             feed.close()
             self.feeds.pop(feed.key, None)
-        for viewer in [v for v in self.viewers.values() if v.drone_id == session.drone_id]:
+        for viewer in [v for v in self.viewers.values() if v.drone_id == session.drone_id and v.kind in session.feeds]:
             await self.leave(viewer.id)
         await session.pc.close()
         log.info("video: %s feeds closed (%s)", session.drone_id, why)
@@ -294,7 +395,8 @@ class VideoHub:
             codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted]
             transceiver = video[0]
             transceiver.setCodecPreferences(codecs)
-            if self.mode == "forward":
+            _keep_only_codec(transceiver, feed.codec)
+            if self.mode == "forward" or (drone_id, kind) in self.ingests:
                 track = feed.subscribe()
                 forward_keyframes = True
             else:
@@ -336,11 +438,24 @@ class VideoHub:
     async def close(self) -> None:
         for drone_id in list(self.publishers):
             await self.close_drone(drone_id)
+        for drone_id, kind in list(self.ingests):
+            await self.stop_ingest(drone_id, kind)
         for viewer_id in list(self.viewers):
             await self.leave(viewer_id)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def ingest_stats(self) -> dict[str, Any]:
+        """Each pulled camera stream: its state and counters (what the source reports)."""
+        out: dict[str, Any] = {}
+        for (drone_id, kind), session in sorted(self.ingests.items()):
+            stats = getattr(session.source, "stats", None)
+            out[f"{drone_id}/{kind}"] = {
+                "live": session.feed is not None and not session.feed.closed,
+                **({k: v for k, v in vars(stats).items() if k != "history"} if stats is not None else {}),
+            }
+        return out
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,9 @@ from controller import __version__
 from controller.api import errors
 from controller.api.deps import PEOPLE, require
 from controller.api.errors import AUTH, responses
-from controller.api.routes import alerts, control, events_ws, fleet, hotspots, incidents, missions, pages, tiles, video
+from controller.api.routes import (
+    alerts, control, events_ws, fleet, hotspots, incidents, missions, pages, tiles, video, whip,
+)
 from controller.api.routes.pages import STATIC_DIR
 from controller.auth import Principal, Role
 from controller.maptiles.basemap import BasemapOut
@@ -59,7 +61,7 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.runtime = rt
     app.state.streams = events_ws.StreamRegistry()
     errors.install(app)
-    for module in (incidents, missions, fleet, control, alerts, events_ws, video, hotspots, tiles, pages):
+    for module in (incidents, missions, fleet, control, alerts, events_ws, video, whip, hotspots, tiles, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -31,6 +31,9 @@ def test_every_operation_documents_its_error_codes(doc) -> None:
     missing = []
     for method, path, op in operations(doc):
         codes = set(op["responses"])
+        if method == "OPTIONS":  # a CORS preflight (WHIP/WHEP): no token, no body, always 204
+            assert codes == {"204"}, (path, codes)
+            continue
         want: set[str] = set()
         if path != "/health":
             want |= {"401", "403"}
@@ -101,3 +104,18 @@ def test_input_rules_are_in_the_schema(doc) -> None:
 async def test_the_served_document_is_the_same(client: httpx.AsyncClient, doc) -> None:
     r = await client.get("/openapi.json")
     assert r.status_code == 200 and r.json()["paths"].keys() == doc["paths"].keys()
+
+
+def test_whip_whep_document_sdp_and_their_headers(doc) -> None:
+    paths = doc["paths"]
+    for path in ("/api/v1/whip/{drone_id}/{kind}", "/api/v1/whep/{drone_id}/{kind}"):
+        post = paths[path]["post"]
+        assert list(post["requestBody"]["content"]) == ["application/sdp"], path
+        created = post["responses"]["201"]
+        assert list(created["content"]) == ["application/sdp"] and {"Location", "ETag"} <= set(created["headers"]), path
+        assert {"401", "403", "404", "415", "422"} <= set(post["responses"]), path
+        assert "204" in paths[path]["options"]["responses"]
+    assert "409" in paths["/api/v1/whip/{drone_id}/{kind}"]["post"]["responses"]
+    for path in ("/api/v1/whip/{drone_id}/{kind}/{resource_id}", "/api/v1/whep/{drone_id}/{kind}/{viewer_id}"):
+        assert {"204", "401", "403", "404"} <= set(paths[path]["delete"]["responses"]), path
+        assert "patch" not in paths[path]  # no trickle ICE: PATCH is 405

@@ -32,7 +32,8 @@ from controller.auth import TokenRegistry
 from controller.hotspots.records import HotspotRecord
 from controller.runtime import Runtime
 from controller.settings import Settings
-from controller.video.hub import ViewerSession
+from controller.video import whip
+from controller.video.hub import PublisherSession, ViewerSession
 from tests import support
 from tests.mbtiles import make_mbtiles
 
@@ -77,6 +78,16 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST",   "/api/v1/video/watch"):                            (404, 403, 404, 403, 403, 403, 403, 401, 401),
     ("DELETE", "/api/v1/video/viewers/{viewer_id}"):              (204, 403, 204, 403, 403, 403, 403, 401, 401),
     ("GET",    "/api/v1/video/feeds"):                            (200, 200, 200, 200, 200, 403, 403, 401, 401),
+    # WHIP/WHEP (issue 19): publish as /video/publish (+ admin), watch as /video/watch; the world's WHIP resource is
+    # drone A's (a registered hub session), its WHEP resource the pilot A's viewer; CORS preflights need no token
+    ("POST",   "/api/v1/whip/{drone_id}/{kind}"):                 (403, 201, 403, 403, 403, 201, 403, 401, 401),
+    ("DELETE", "/api/v1/whip/{drone_id}/{kind}/{resource_id}"):   (403, 204, 403, 403, 403, 204, 403, 401, 401),
+    ("OPTIONS", "/api/v1/whip/{drone_id}/{kind}"):                (204, 204, 204, 204, 204, 204, 204, 204, 204),
+    ("OPTIONS", "/api/v1/whip/{drone_id}/{kind}/{resource_id}"):  (204, 204, 204, 204, 204, 204, 204, 204, 204),
+    ("POST",   "/api/v1/whep/{drone_id}/{kind}"):                 (404, 403, 404, 403, 403, 403, 403, 401, 401),
+    ("DELETE", "/api/v1/whep/{drone_id}/{kind}/{viewer_id}"):     (204, 403, 204, 403, 403, 403, 403, 401, 401),
+    ("OPTIONS", "/api/v1/whep/{drone_id}/{kind}"):                (204, 204, 204, 204, 204, 204, 204, 204, 204),
+    ("OPTIONS", "/api/v1/whep/{drone_id}/{kind}/{viewer_id}"):    (204, 204, 204, 204, 204, 204, 204, 204, 204),
     ("GET",    "/api/v1/hotspots"):                               (200, 200, 403, 403, 200, 403, 403, 401, 401),
     ("GET",    "/api/v1/hotspots.geojson"):                       (200, 200, 403, 403, 200, 403, 403, 401, 401),
     ("GET",    "/api/v1/hotspots.kml"):                           (200, 200, 403, 403, 200, 403, 403, 401, 401),
@@ -133,6 +144,10 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/api/v1/drones/{drone_id}/commands"): Call(body={"kind": "hold"}),
     ("POST", "/api/v1/video/watch"): Call(body="{watch}"),
     ("DELETE", "/api/v1/video/viewers/{viewer_id}"): Call(mutates=True),
+    ("POST", "/api/v1/whip/{drone_id}/{kind}"): Call(body="{sdp}", mutates=True),
+    ("DELETE", "/api/v1/whip/{drone_id}/{kind}/{resource_id}"): Call(mutates=True),
+    ("POST", "/api/v1/whep/{drone_id}/{kind}"): Call(body="{sdp}"),
+    ("DELETE", "/api/v1/whep/{drone_id}/{kind}/{viewer_id}"): Call(mutates=True),
     ("POST", "/api/v1/hotspots/{hotspot_id}/status"): Call(body={"status": "confirmed", "note": "matrix"}, mutates=True),
     ("POST", "/api/v1/alerts/{alert_id}/ack"): Call(mutates=True),
     ("WS", "/api/v1/events"): Call(query=f"station={A}"),
@@ -231,12 +246,15 @@ async def world(tmp: Path, offer: str) -> AsyncIterator[World]:
             rt.hotspots.records[hs.id] = hs
             viewer = ViewerSession("v900001", "pilot:pilot-a", DRONE_A, "visible", RTCPeerConnection())
             rt.video.hub.viewers[viewer.id] = viewer
+            publisher = PublisherSession(DRONE_A, RTCPeerConnection())  # drone A's WHIP resource (no media yet)
+            rt.video.hub.publishers[DRONE_A] = publisher
+            whip.register(publisher, "visible", "w900001")
             await rt.center.commands.warn_offers([m.id])  # an alert of station A's: its offer is about to expire
             alert = await rt.db.read(lambda c: rt.db.query_alerts(c, kinds=["offer_expiring"], limit=1))
             ids = {
                 "alert_id": str(alert[0].id),
                 "incident_id": inc, "mission_id": m.id, "drone_id": DRONE_A, "hotspot_id": hs.id,
-                "viewer_id": viewer.id, "search_incident_id": search,
+                "viewer_id": viewer.id, "search_incident_id": search, "kind": "visible", "resource_id": "w900001",
             }
             yield World(rt, client, app, ids, offer)
     finally:
@@ -270,9 +288,14 @@ async def _status(key: tuple[str, str], caller: str, w: World) -> int:
     method, _ = key
     if method == "WS":
         return await _ws_status(w, _url(key, call, w), caller)
-    r = await w.client.request(
-        "GET" if method == "MOUNT" else method, _url(key, call, w), json=_body(call, w), headers=_headers(caller)
-    )
+    if call.body == "{sdp}":  # WHIP/WHEP: the offer itself is the body
+        r = await w.client.request(
+            method, _url(key, call, w), content=w.offer, headers={**_headers(caller), "Content-Type": "application/sdp"}
+        )
+    else:
+        r = await w.client.request(
+            "GET" if method == "MOUNT" else method, _url(key, call, w), json=_body(call, w), headers=_headers(caller)
+        )
     if r.status_code in (401, 403):
         body = r.json()
         assert body["detail"] and body["error"] in ("unauthorized", "forbidden"), (key, caller, body)
@@ -297,7 +320,7 @@ async def test_role_matrix(key: tuple[str, str], tmp_path: Path) -> None:
     assert key in MATRIX, f"{key} has no row in the role matrix: decide who may call it and add it to MATRIX"
     expected = dict(zip(CALLERS, MATRIX[key], strict=True))
     call = CALLS.get(key, Call())
-    offer = await video_offer() if key[1].startswith("/api/v1/video/") else ""
+    offer = await video_offer() if key[1].startswith(("/api/v1/video/", "/api/v1/whip/", "/api/v1/whep/")) else ""
     got: dict[str, int] = {}
     n = 0
     async with world(tmp_path / "shared", offer) as shared:

@@ -19,6 +19,21 @@ class ApiClient {
     return data;
   }
 
+  // A request whose body is not JSON (e.g. an SDP offer for WHEP): resolves to the fetch Response (its headers
+  // readable), or throws like call() with the error's detail and status.
+  async raw(method, path, body, contentType) {
+    const headers = { "Authorization": "Bearer " + this.token };
+    if (contentType) headers["Content-Type"] = contentType;
+    const res = await fetch(path, { method, headers, body });
+    if (!res.ok) {
+      const text = await res.text();
+      let detail = res.statusText;
+      try { const data = JSON.parse(text); if (data && data.detail) detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail); } catch (e) { /* not JSON */ }
+      const err = new Error(detail); err.status = res.status; throw err;
+    }
+    return res;
+  }
+
   // Opens /api/v1/events and reconnects with `since` so no event is lost across drops.
   stream(query, onEvent, onStatus) {
     let lastSeq = null, closed = false, ws = null, retry = 500;

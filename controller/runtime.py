@@ -27,6 +27,8 @@ from controller.metrics import LoopLagMonitor
 from controller.fleet.backends import ArduPilotBackend, SimulatorProcess
 from controller.fleet.fleet_service import FleetService, link_configs
 from controller.hotspots.service import HotspotService
+from controller.evidence.keys import resolve_key
+from controller.evidence.service import EvidenceService
 from controller.maptiles.basemap import Basemap, resolve_basemap
 from controller.maptiles.mbtiles import MBTilesError
 from controller.video.service import VideoService
@@ -89,6 +91,8 @@ class Runtime:
     lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     #: The pages' basemap (None: none configured; the maps still draw stations, drones, zones).
     basemap: Basemap | None = None
+    #: Mission video recorded as evidence (controller/evidence).
+    evidence: EvidenceService | None = None
 
     @classmethod
     def build(cls, settings: Settings, tokens: TokenRegistry | None = None) -> Runtime:
@@ -117,6 +121,11 @@ class Runtime:
         rt.hotspots = HotspotService(center.view, center, db, config.policy.search, rt.video)
         if rt.fleet is not None:
             rt.fleet.position_listeners.append(rt.hotspots.position)
+        evidence = config.policy.evidence
+        root = evidence.directory if evidence.directory.is_absolute() else settings.var_dir / evidence.directory
+        rt.evidence = EvidenceService(center, rt.video, evidence, root, resolve_key(settings.var_dir))
+        if rt.fleet is not None:
+            rt.fleet.position_listeners.append(rt.evidence.position)
         return rt
 
     def _build_fleet(self, returns: ReturnPlanner) -> None:
@@ -162,6 +171,8 @@ class Runtime:
             self.center.control.flight = self.fleet
         if self.hotspots is not None:
             await self.hotspots.start()
+        if self.evidence is not None:
+            await self.evidence.start()
         # Everything built so far lives as long as the process. Freezing it keeps the cyclic garbage
         # collector from rescanning ~100k objects in every full collection: a 60 ms loop stall
         # becomes ~1 ms (measured with 140 drone links).
@@ -172,6 +183,8 @@ class Runtime:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     async def stop(self) -> None:
+        if self.evidence is not None:
+            await self.evidence.stop()
         if self.hotspots is not None:
             await self.hotspots.stop()
         if self.fleet is not None:

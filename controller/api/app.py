@@ -14,7 +14,7 @@ from controller.api import errors
 from controller.api.deps import PEOPLE, require
 from controller.api.errors import AUTH, responses
 from controller.api.routes import (
-    alerts, control, events_ws, fleet, hotspots, incidents, missions, pages, tiles, video, whip,
+    alerts, control, events_ws, evidence, fleet, hotspots, incidents, missions, pages, tiles, video, whip,
 )
 from controller.api.routes.pages import STATIC_DIR
 from controller.auth import Principal, Role
@@ -61,7 +61,7 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.runtime = rt
     app.state.streams = events_ws.StreamRegistry()
     errors.install(app)
-    for module in (incidents, missions, fleet, control, alerts, events_ws, video, whip, hotspots, tiles, pages):
+    for module in (incidents, missions, fleet, control, alerts, events_ws, video, whip, hotspots, evidence, tiles, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -97,6 +97,8 @@ def create_app(rt: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
             }
         if rt.video is not None:
             out["video"] = rt.video.hub.stats()
+        if rt.evidence is not None:
+            out["evidence"] = rt.evidence.stats()
         if rt.hotspots is not None:
             out["hotspots"] = rt.hotspots.stats()
         if reset:

@@ -35,6 +35,7 @@ from controller.settings import Settings
 from controller.video import whip
 from controller.video.hub import PublisherSession, ViewerSession
 from tests import support
+from tests.evidence.helpers import record as record_evidence
 from tests.mbtiles import make_mbtiles
 
 A, B = support.STATION_A, support.STATION_B
@@ -97,6 +98,13 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     # alerts (issue 18): the world's alert is the offer_expiring of drone A's offer (station A's)
     ("GET",    "/api/v1/alerts"):                                 (200, 200, 200, 200, 200, 403, 403, 401, 401),
     ("POST",   "/api/v1/alerts/{alert_id}/ack"):                  (200, 200, 200, 403, 403, 403, 403, 401, 401),
+    # evidence (issue 19): the world's recording is drone A's (station A's); pilot B's list is empty, not refused
+    ("GET",    "/api/v1/evidence/recordings"):                    (200, 200, 200, 200, 403, 403, 403, 401, 401),
+    ("GET",    "/api/v1/evidence/recordings/{recording_id}"):     (200, 200, 200, 403, 403, 403, 403, 401, 401),
+    ("GET",    "/api/v1/evidence/recordings/{recording_id}/track"): (200, 200, 200, 403, 403, 403, 403, 401, 401),
+    ("GET",    "/api/v1/evidence/recordings/{recording_id}/segments/{index}"): (200, 200, 200, 403, 403, 403, 403, 401, 401),
+    ("POST",   "/api/v1/evidence/recordings/{recording_id}/export"): (200, 200, 403, 403, 403, 403, 403, 401, 401),
+    ("GET",    "/api/v1/evidence/audit"):                         (200, 200, 403, 403, 403, 403, 403, 401, 401),
     ("GET",    "/api/v1/metrics"):                                (200, 200, 403, 403, 403, 403, 403, 401, 401),
     ("GET",    "/api/v1/ui-config"):                              (200, 200, 200, 200, 200, 403, 403, 401, 401),
     ("GET",    "/api/v1/me"):                                     (200, 200, 200, 200, 200, 403, 403, 401, 401),
@@ -251,7 +259,9 @@ async def world(tmp: Path, offer: str) -> AsyncIterator[World]:
             whip.register(publisher, "visible", "w900001")
             await rt.center.commands.warn_offers([m.id])  # an alert of station A's: its offer is about to expire
             alert = await rt.db.read(lambda c: rt.db.query_alerts(c, kinds=["offer_expiring"], limit=1))
+            recording = await record_evidence(rt, DRONE_A, m.id)  # drone A's camera, recorded for its mission
             ids = {
+                "recording_id": recording, "index": "1",
                 "alert_id": str(alert[0].id),
                 "incident_id": inc, "mission_id": m.id, "drone_id": DRONE_A, "hotspot_id": hs.id,
                 "viewer_id": viewer.id, "search_incident_id": search, "kind": "visible", "resource_id": "w900001",

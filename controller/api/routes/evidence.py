@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from controller.api.deps import COMMAND, require, runtime
-from controller.api.errors import AUTH, responses
+from controller.api.errors import AUTH, BODY, responses
 from controller.api.schemas import IdPath, IdQuery, Instant
 from controller.auth import Principal, Role
 from controller.domain.errors import Conflict, Forbidden, NotFound
@@ -164,7 +164,7 @@ async def get_segment(
     "/recordings/{recording_id}/export",
     response_class=FileResponse,
     responses={200: {"content": {"application/zip": {}}, "description": "the evidence package"},
-               **responses(*AUTH, 404, 409, 422, 503)},
+               **responses(*AUTH, 404, 409, *BODY, 503)},
 )
 async def export_recording(
     recording_id: RecordingId,

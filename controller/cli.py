@@ -22,6 +22,7 @@ BENCHES: dict[str, str] = {
     "dispatch": "controller.bench.dispatch_stream",
     "eta": "controller.bench.eta_flights",
     "fleet": "controller.bench.fleet_telemetry",
+    "recording": "controller.bench.recording",
     "video": "controller.bench.video_relay",
     "vision": "vision.bench",
     "search": "controller.bench.search_scenarios",
@@ -73,6 +74,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         ("sim", "sitl.cli", "run the built-in ArduCopter-like simulator on its own"),
         ("coverage", "controller.coverage_cli", "write the time-to-scene coverage map (PNG + GeoJSON)"),
         ("gen-stations", "controller.config.station_generator", "regenerate configs/stations.json"),
+        ("evidence", "controller.evidence.cli", "evidence recordings: verify an export offline"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(_command_module=module_path)

@@ -265,7 +265,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**values)
 
 
-def print_banner(settings: Settings, dev_tokens: dict | None) -> None:
+def print_banner(settings: Settings, dev_tokens: dict | None, evidence_key: Any = None) -> None:
     base = f"http://{settings.host}:{settings.port}"
     lines = [
         "",
@@ -292,6 +292,9 @@ def print_banner(settings: Settings, dev_tokens: dict | None) -> None:
             lines.append(f"    ... and {len(pilots) - 3} more pilot tokens in {settings.var_dir / 'dev-tokens.json'}")
         if by_role.get("drone"):
             lines.append(f"    drone tokens (video publishing) for {len(by_role['drone'])} drones in the same file")
+        if evidence_key is not None:
+            lines.append(f"  evidence signing key (Ed25519, id {evidence_key.id}; private key: {evidence_key.source}):")
+            lines.append(f"    public key {evidence_key.public_b64()}   (dronefleet evidence verify FILE --key THIS_KEY)")
     if settings.sim_scenario is not None and settings.fleet == "sim":
         lines.append(f"  thermal search scenarios (open a missing_person incident there): {settings.sim_scenario}")
     lines.append("")
@@ -313,7 +316,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"dronefleet: bad setting: {exc}", file=sys.stderr)
         return 2
     app = create_app(runtime)
-    print_banner(settings, runtime.dev_tokens)
+    print_banner(settings, runtime.dev_tokens, runtime.evidence.key if runtime.evidence is not None else None)
     config = uvicorn_config(app, settings.host, settings.port, settings.log_level)
     server = uvicorn.Server(config)
     asyncio.run(server.serve())

@@ -166,3 +166,42 @@ async def test_recording_follows_a_missions_feed_and_ends_on_landing(world) -> N
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_retention_deletes_the_files_and_says_so(world) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    rt, client, ids = world
+    rec = ids["recording"]
+    row = await recording_row(rt, rec)
+    assert Path(row["path"]).is_dir()
+    assert await rt.evidence.apply_retention(datetime.now(UTC) + timedelta(days=89)) == []
+    assert await rt.evidence.apply_retention(datetime.now(UTC) + timedelta(days=91)) == [rec]
+    row = await recording_row(rt, rec)
+    assert row["status"] == "deleted" and row["deleted_at"] is not None and not Path(row["path"]).exists()
+    assert (await client.get("/api/v1/evidence/recordings", headers=support.auth("commander"))).json() == []
+    r = await client.get(f"/api/v1/evidence/recordings/{rec}", headers=support.auth("commander"))
+    assert r.status_code == 409 and "retention" in r.json()["detail"]
+
+
+async def test_a_full_disk_raises_one_alert_and_counts_in_metrics(world) -> None:
+    import errno
+
+    rt, client, ids = world
+
+    def full(path: Path):  # noqa: ANN202  (the file-system boundary: every open fails as on a full disk)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    rt.evidence.recorder.opener = full
+    rec = await record(rt, DRONE_A, ids["mission"], n=45)
+    row = await recording_row(rt, rec)
+    assert row["status"] == "complete_with_gaps" and row["frames"] == 0 and row["write_errors"] >= 1
+
+    async def alerted() -> list:
+        r = await client.get("/api/v1/alerts", params={"kind": "recording_error"}, headers=support.auth("pilot_a"))
+        return r.json()
+
+    (alert,) = await wait_for(alerted)
+    assert alert["drone_id"] == DRONE_A and alert["mission_id"] == ids["mission"] and "No space left" in alert["text"]
+    m = (await client.get("/api/v1/metrics", headers=support.auth("admin"))).json()["evidence"]
+    assert m["write_errors"] >= 1 and m["frames_lost_to_write_errors"] > 0 and m["alerts_raised"] == 1

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from sitl.camera_component import MAV_COMP_ID_CAMERA, CameraStreamSpec, SimCamera
 from sitl.mavlink_endpoint import VehicleEndpoint
 from sitl.vehicle import SimCopter
 
@@ -104,6 +105,8 @@ class VehicleSpec:
     name: str = ""
     port: int | None = None  # default base_port + 10 * instance
     udp_port: int | None = None
+    #: Cameras announced over MAVLink as mavlink-camera-manager would (components 100, 101, …; see camera_component).
+    cameras: tuple[CameraStreamSpec, ...] = ()
 
     @property
     def home(self) -> Home:
@@ -173,6 +176,9 @@ class SimFleet:
                     seed=spec.instance,
                 )
                 endpoint = VehicleEndpoint(vehicle, self.host, spec.tcp_port(self.base_port), spec.udp_port)
+                endpoint.components = [
+                    SimCamera(spec.system_id, MAV_COMP_ID_CAMERA + i, cam, vehicle.encoder) for i, cam in enumerate(spec.cameras)
+                ]
                 self.vehicles[spec.instance] = vehicle
                 self.endpoints[spec.instance] = endpoint
                 await endpoint.start()
@@ -230,16 +236,24 @@ class SimFleet:
                         vehicle.step(dt)
                     except Exception:  # noqa: BLE001 - one broken vehicle must not stop the others
                         log.exception("vehicle %d: simulation step failed", vehicle.sysid)
+                    for component in endpoint.components:
+                        component.step(dt)
                     if endpoint.has_listeners:
                         out = vehicle.outbox
                         if out:
                             endpoint.queue(out)
                             vehicle.outbox = []
+                        for component in endpoint.components:
+                            if component.outbox:
+                                endpoint.queue(component.outbox)
+                                component.outbox = []
                         tele = vehicle.telemetry()
                         if tele:
                             endpoint.queue(tele)
-                    elif vehicle.outbox:
+                    else:
                         vehicle.outbox = []
+                        for component in endpoint.components:
+                            component.outbox = []
             if ran:
                 for _, endpoint in pairs:
                     endpoint.flush()

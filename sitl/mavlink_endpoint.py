@@ -72,6 +72,8 @@ class _UdpPeerProtocol(asyncio.DatagramProtocol):
 class VehicleEndpoint:
     def __init__(self, vehicle: SimCopter, host: str, port: int, udp_port: int | None = None) -> None:
         self.vehicle = vehicle
+        #: The vehicle's other MAVLink components on this link (cameras): they hear every message too.
+        self.components: list[Any] = []
         self.host = host
         self.port = port
         self.udp_port = udp_port
@@ -176,6 +178,8 @@ class VehicleEndpoint:
             self.rx_messages += 1
             try:
                 vehicle.handle(msg)
+                for component in self.components:
+                    component.handle(msg)
             except Exception:  # noqa: BLE001 - a message the simulator chokes on must not kill the link
                 log.exception("vehicle %d: error handling %s", vehicle.sysid, msg.get_type())
         self._sync_signing()  # a SETUP_SIGNING takes effect for what follows
@@ -193,12 +197,13 @@ class VehicleEndpoint:
         enc = self.vehicle.encoder
         chunks = []
         for msg in pending:
+            own = getattr(msg, "_sim_encoder", None) or enc  # another component of the vehicle (a camera) packs its own
             try:
-                chunks.append(msg.pack(enc))
+                chunks.append(msg.pack(own))
             except Exception:  # noqa: BLE001 - one bad message must not silence the vehicle
                 log.exception("vehicle %d: cannot pack %s; dropped", self.vehicle.sysid, msg.get_type())
                 continue
-            enc.seq = (enc.seq + 1) & 0xFF
+            own.seq = (own.seq + 1) & 0xFF
         data = b"".join(chunks)
         for client in list(self.clients):
             transport = client.transport

@@ -449,6 +449,8 @@ class SimCopter:
         target = getattr(msg, "target_system", 0)
         if target not in (0, self.sysid):
             return
+        if target == self.sysid and getattr(msg, "target_component", 0) not in (0, 1):
+            return  # for another component of this vehicle (a camera): ArduPilot only routes it on
         handler = self._routes.get(kind)
         if handler is not None:
             handler(msg)

@@ -164,6 +164,9 @@ class DroneLink:
         self._transport: Transport | None = None
         self._upload_lock = asyncio.Lock()  # one mission transfer per link at a time
         self._upload_inbox: _Inbox | None = None  # the running upload's MISSION_* messages
+        #: Other components of this vehicle heard from: component id -> (MAV_TYPE of its HEARTBEAT, last heard).
+        #: Cameras (MAV_TYPE_CAMERA, as mavlink-camera-manager announces them) are asked for their video streams.
+        self.components: dict[int, tuple[int, float]] = {}
 
     @property
     def drone_id(self) -> str:
@@ -246,6 +249,13 @@ class DroneLink:
         if msg.get_srcSystem() != self.config.sysid:
             return  # another vehicle or a GCS on a shared link
         self.rx_messages += 1
+        if msg.get_srcComponent() != self.config.compid:
+            # A camera or another companion component routed through the autopilot: not the vehicle's telemetry
+            # (a camera's HEARTBEAT carries no flight mode), but its answers may be awaited.
+            if kind == "HEARTBEAT":
+                self.components[msg.get_srcComponent()] = (msg.type, now)
+            self._resolve_waiters(msg)
+            return
         self.last_rx = now
         if not self.up:
             self.up = True
@@ -254,13 +264,16 @@ class DroneLink:
         self.telemetry.apply(msg, now)
         if self._upload_inbox is not None and kind in _UPLOAD_REPLIES:
             self._upload_inbox.put(msg)
+        self._resolve_waiters(msg)
+        if self.listener:
+            self.listener.telemetry_received(self, kind)
+
+    def _resolve_waiters(self, msg: Any) -> None:
         if self._waiters:
             for pred, fut in list(self._waiters):
                 if not fut.done() and pred(msg):
                     fut.set_result(msg)
             self._waiters = [(p, f) for p, f in self._waiters if not f.done()]
-        if self.listener:
-            self.listener.telemetry_received(self, kind)
 
     # --- driven by the fleet ticker ----------------------------------------------
 
@@ -331,7 +344,7 @@ class DroneLink:
             self._send(self._mav.command_long_encode(sys_, comp, command, attempt, *p))
 
         ack = await self._request(
-            send, lambda m: m.get_type() == "COMMAND_ACK" and m.command == command, what or f"command {command}", timeout, retries
+            send, lambda m: _ack_of(m, command, comp), what or f"command {command}", timeout, retries
         )
         if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
             # Refusal reasons come as warnings or worse; informational texts that happen to arrive are not reasons.
@@ -361,10 +374,65 @@ class DroneLink:
             )
 
         ack = await self._request(
-            send, lambda m: m.get_type() == "COMMAND_ACK" and m.command == command, what or f"command {command}", timeout, retries
+            send, lambda m: _ack_of(m, command, comp), what or f"command {command}", timeout, retries
         )
         if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
             raise CommandRejected(what or f"command {command}", ack.result, await self._refusal_texts(texts_before))
+
+    async def request_message(
+        self,
+        msgid: int,
+        params: Sequence[float] = (),
+        *,
+        component: int | None = None,
+        timeout: float = 1.5,
+        retries: int = 3,
+        settle: float = 0.3,
+    ) -> list[Any]:
+        """MAV_CMD_REQUEST_MESSAGE to one component (default: the autopilot); the messages it sent in answer.
+
+        The ACK must be ACCEPTED (CommandRejected otherwise, CommandTimeout without one). The requested
+        message may come before or after the ACK; several may come (e.g. VIDEO_STREAM_INFORMATION for
+        every stream): they are collected until `settle` s pass without another, or `timeout` s at most.
+        """
+        comp = self.config.compid if component is None else component
+        sys_ = self.config.sysid
+        p = [float(msgid), *params] + [0.0] * (6 - len(params))
+        got: list[Any] = []
+        arrived = asyncio.Event()
+
+        def answer(m: Any) -> bool:
+            if m.get_msgId() == msgid and m.get_srcComponent() == comp:
+                got.append(m)
+                arrived.set()
+            return False  # keep listening: more may come
+
+        listener = self._expect(answer)
+        try:
+
+            def send(attempt: int) -> None:
+                self._send(self._mav.command_long_encode(sys_, comp, mavlink2.MAV_CMD_REQUEST_MESSAGE, attempt, *p))
+
+            what = f"request message {msgid} from component {comp}"
+            ack = await self._request(send, lambda m: _ack_of(m, mavlink2.MAV_CMD_REQUEST_MESSAGE, comp), what, timeout, retries)
+            if ack.result != mavlink2.MAV_RESULT_ACCEPTED:
+                raise CommandRejected(what, ack.result, [])
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                arrived.clear()
+                try:
+                    await asyncio.wait_for(arrived.wait(), min(left, settle) if got else left)
+                except asyncio.TimeoutError:
+                    if got:
+                        break
+            if not got:
+                raise CommandTimeout(f"{self.drone_id}: {what}: accepted, but the message never came")
+            return got
+        finally:
+            self._forget(listener)
 
     async def _refusal_texts(self, texts_before: int) -> list[str]:
         """Warnings (or worse) the vehicle sent since `texts_before`: the reasons for a refusal just acknowledged."""
@@ -565,6 +633,11 @@ class _MAVLink(mavlink2.MAVLink):
         if h.digest()[:6] != msgbuf[-6:]:
             return False
         return super().check_signature(msgbuf, srcSystem, srcComponent)
+
+
+def _ack_of(msg: Any, command: int, component: int) -> bool:
+    """The COMMAND_ACK for `command` from the component it was sent to (a camera's ACK is not the autopilot's)."""
+    return msg.get_type() == "COMMAND_ACK" and msg.command == command and msg.get_srcComponent() == component
 
 
 def _param_name(msg: Any) -> str:

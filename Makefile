@@ -23,12 +23,19 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/dronefleet serve --dev --host $(HOST) --port $(PORT)
 
-# Real peers the tests start from Debian packages: chromium (browser tests through Playwright) and the
-# PostgreSQL server (the store, restart and chaos tests also run against it). Installed when absent.
+# Real peers the tests start from Debian packages: chromium (browser tests through Playwright), the
+# PostgreSQL server (the store, restart and chaos tests also run against it) and GStreamer's RTSP server with
+# an H.264 test pattern (RTSP camera ingest, run by /usr/bin/python3 through python3-gi). Installed when absent.
+GST_PLUGINS := /usr/lib/$(shell uname -m)-linux-gnu/gstreamer-1.0
 system-packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -e /usr/lib/python3/dist-packages/gi/__init__.py ] || missing="$$missing python3-gi"; \
+	ls /usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib >/dev/null 2>&1 || missing="$$missing gir1.2-gst-rtsp-server-1.0"; \
+	[ -e $(GST_PLUGINS)/libgstvideotestsrc.so ] || missing="$$missing gstreamer1.0-plugins-base"; \
+	[ -e $(GST_PLUGINS)/libgstrtp.so ] || missing="$$missing gstreamer1.0-plugins-good"; \
+	[ -e $(GST_PLUGINS)/libgstx264.so ] || missing="$$missing gstreamer1.0-plugins-ugly"; \
 	[ -x /usr/bin/whip-client ] || missing="$$missing simple-whip-client"; \
 	ls /usr/lib/*/gstreamer-1.0/libgstnice.so >/dev/null 2>&1 || missing="$$missing gstreamer1.0-nice"; \
 	if [ -n "$$missing" ]; then \

@@ -31,6 +31,7 @@ from controller.evidence.keys import resolve_key
 from controller.evidence.service import EvidenceService
 from controller.maptiles.basemap import Basemap, resolve_basemap
 from controller.maptiles.mbtiles import MBTilesError
+from controller.video.ingest.camera_info import CameraDirectory, configured_streams
 from controller.video.service import VideoService
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,11 @@ class Runtime:
         )
         if settings.fleet != "none":
             rt._build_fleet(engine.returns)
+        # RTSP cameras: a URI configured per drone, else what the drone's cameras announce over its MAVLink link.
+        fleet = rt.fleet
+        rt.video.cameras = CameraDirectory(
+            configured_streams(config.stations), links=lambda d: fleet.links.get(d) if fleet is not None else None
+        )
         rt.hotspots = HotspotService(center.view, center, db, config.policy.search, rt.video)
         if rt.fleet is not None:
             rt.fleet.position_listeners.append(rt.hotspots.position)

@@ -85,9 +85,45 @@ class Pilot(Frozen):
     shift: Shift
 
 
+class DroneVideoStream(Frozen):
+    """A camera stream the controller pulls for a drone (RTSP), instead of the one the drone announces over MAVLink.
+
+    In a stations file, either `"rtsp://host:8554/thermal"` or `{"uri": ..., "transport": "udp"}`.
+    """
+
+    uri: str = Field(min_length=8, max_length=500)
+    #: RTP over the RTSP connection (tcp, robust through firewalls) or over UDP ports.
+    transport: Literal["tcp", "udp"] = "tcp"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_uri(cls, value: object) -> object:
+        return {"uri": value} if isinstance(value, str) else value
+
+    @field_validator("uri")
+    @classmethod
+    def _rtsp_uri(cls, uri: str) -> str:
+        from urllib.parse import urlsplit
+
+        if any(c.isspace() for c in uri):
+            raise ValueError("a stream URI has no spaces")
+        parts = urlsplit(uri)
+        if parts.scheme.lower() not in ("rtsp", "rtsps"):
+            raise ValueError(f"expected an rtsp:// or rtsps:// URI, not {parts.scheme or 'no scheme'}")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {uri!r}") from exc
+        if not parts.hostname:
+            raise ValueError("the URI names no host")
+        return uri
+
+
 class StationDrone(Frozen):
     id: Identifier
     model: Identifier
+    #: Camera streams to pull by kind (visible, thermal); a kind given here is not asked of the drone over MAVLink.
+    video: dict[Literal["visible", "thermal"], DroneVideoStream] = Field(default_factory=dict)
 
 
 class Station(Frozen):

@@ -283,3 +283,55 @@ def test_parameter_sets_go_after_the_delimiter_and_before_the_idr() -> None:
     au, _ = params.complete(sc + new_sps + sc + pps + sc + b"\x65\x01")
     assert au == sc + new_sps + sc + pps + sc + b"\x65\x01" and params.sps == [new_sps]
     assert redact("rtsp://a:b@h:554/x") == "rtsp://a:***@h:554/x" and redact("rtsp://h/x") == "rtsp://h/x"
+
+
+async def test_a_drone_out_on_a_mission_has_its_announced_camera_pulled_until_it_lands(server: RtspServer) -> None:
+    """VideoService: drone.updated en route -> ask the drone's cameras over MAVLink -> pull RTSP; landed -> feed ends."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from controller.domain.states import DroneState
+    from controller.events import Event, EventBus
+    from controller.fleet.drone_link import DroneLink, LinkConfig
+    from controller.fleet.transport import Endpoint
+    from controller.video.ingest.camera_info import CameraDirectory
+    from controller.video.service import VideoService
+    from sitl.camera_component import CameraStreamSpec
+    from sitl.fleet import SimFleet, VehicleSpec, free_base_port
+
+    spec = VehicleSpec(0, 32.05, 118.78, 10.0, warm=True, cameras=(CameraStreamSpec("thermal", server.uri, "IR"),))
+    async with SimFleet([spec], speedup=4.0, base_port=free_base_port(1)) as fleet:
+        link = DroneLink(LinkConfig("D7", Endpoint.parse(f"tcp:127.0.0.1:{fleet.port_of(0)}"), sysid=1))
+        link.start()
+        bus = EventBus()
+        drone = SimpleNamespace(state=DroneState.STANDBY, station_id="S1")
+        view = SimpleNamespace(drones={"D7": drone}, clock=lambda: datetime.now(UTC))
+        service = VideoService(view, bus, cameras=CameraDirectory(links={"D7": link}.get), ingest_options=RtspOptions(**FAST))  # type: ignore[arg-type]
+        feeds_events: list[list[str]] = []
+        watch = bus.subscribe(lambda e: e.type == "video.feeds")
+        await service.start()
+        try:
+            await wait_until(lambda: 100 in link.components, 5, "the camera's heartbeat")
+
+            def update(state: DroneState) -> None:
+                drone.state = state
+                bus.publish([Event(None, datetime.now(UTC), "drone.updated", {"state": state.value}, drone_id="D7")])
+
+            update(DroneState.ENROUTE)
+            feed = await feed_of(service.hub, "D7", "thermal", timeout=10)
+            frames = record(feed)
+            await wait_until(lambda: len(frames) >= 5, 10, "frames from the announced camera")
+            update(DroneState.SEARCHING)  # still flying: nothing restarts
+            await asyncio.sleep(0.2)
+            assert service.hub.feeds.get(("D7", "thermal")) is feed and len(service.hub.ingests) == 1
+            update(DroneState.LANDED)
+            await wait_until(lambda: not service.hub.ingests and feed.closed, 5, "the feed ending on landing")
+            while not watch.queue.empty():
+                item = watch.queue.get_nowait()
+                if item is not None:
+                    feeds_events.append(item[0].data["feeds"])
+            assert feeds_events == [["thermal"], []]
+        finally:
+            bus.unsubscribe(watch)
+            await service.stop()
+            await link.stop()

@@ -27,13 +27,16 @@ async def recording_row(rt: Runtime, recording_id: str) -> dict[str, Any] | None
 
 
 async def record(rt: Runtime, drone_id: str, mission_id: str | None, n: int = 45, codec: str = "VP8",
-                 segment_s: float = 1.0, capture0: float = 1_790_000_000.0) -> str:
-    """Record n frames of drone_id's visible camera for mission_id; returns the recording's id once it has ended."""
+                 segment_s: float = 1.0, capture0: float = 1_790_000_000.0, track: Any = None) -> str:
+    """Record n frames of drone_id's visible camera for mission_id; returns the recording's id once it has ended.
+    `track(t)`: a pose dict for time t, written every third frame (as position reports would be)."""
     assert rt.evidence is not None
     rt.evidence.recorder.segment_s = segment_s
     feed = Feed(drone_id, "visible", codec, lambda: None)
     handle = rt.evidence.attach(feed, mission_id=mission_id)
-    for f in frames(codec, n, capture0=capture0):
+    for i, f in enumerate(frames(codec, n, capture0=capture0)):
+        if track is not None and i % 3 == 0:
+            rt.evidence.recorder.pose(handle, {"t": f.capture_time, **track(f.capture_time)})
         feed.push(f)
     rt.evidence.detach(drone_id, "visible")
 

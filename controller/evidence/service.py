@@ -107,6 +107,7 @@ class EvidenceService:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.recorder.start()
+        await self._close_interrupted()
         if not self.policy.enabled:
             return
         sub = self.center.bus.subscribe(lambda e: e.type in _WATCHED)
@@ -149,6 +150,8 @@ class EvidenceService:
             if DroneState(event.data["state"]) in ON_GROUND:
                 for key in [k for k in self.active if k[0] == event.drone_id]:
                     self._end(key)
+            else:  # a mission given to a drone already publishing, or another mission: (re)start its recordings
+                self.sync_feeds(event.drone_id)
         elif event.type.startswith("hotspot."):
             self._mark(event)
 
@@ -157,10 +160,12 @@ class EvidenceService:
     def sync_feeds(self, drone_id: str) -> None:
         """Start recording the drone's new feeds (if it flies a mission) and end those that are gone."""
         feeds = {kind: feed for (d, kind), feed in self.video.hub.feeds.items() if d == drone_id} if self.video else {}
-        for key in [k for k in self.active if k[0] == drone_id]:
-            if feeds.get(key[1]) is not self.active[key][0]:
-                self._end(key)
         drone = self.view.drones.get(drone_id)
+        mission_id = drone.mission_id if drone else None
+        for key in [k for k in self.active if k[0] == drone_id]:
+            feed, handle, _ = self.active[key]
+            if feeds.get(key[1]) is not feed or (mission_id is not None and handle.meta.mission_id != mission_id):
+                self._end(key)
         if drone is None or drone.mission_id is None:
             return
         for kind, feed in feeds.items():
@@ -282,6 +287,19 @@ class EvidenceService:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _close_interrupted(self) -> None:
+        """Recordings a stopped controller left open: their manifests are signed up to the last closed segment."""
+        db = self.center.journal.db
+        rows = await db.read(lambda c: [dict(r._mapping) for r in c.execute(
+            schema.recordings.select().where(schema.recordings.c.ended_at.is_(None)))])
+        if not rows:
+            return
+        cs = Changeset()
+        for row in rows:
+            cs.upsert((schema.recordings, {**row, "status": "interrupted", "ended_at": datetime.now(UTC)}))
+        await self.center.journal.commit(cs)
+        log.warning("evidence: %d recording(s) were cut short by a stop: marked interrupted", len(rows))
 
     # --- retention --------------------------------------------------------------------------------
 

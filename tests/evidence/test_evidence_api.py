@@ -205,3 +205,17 @@ async def test_a_full_disk_raises_one_alert_and_counts_in_metrics(world) -> None
     assert alert["drone_id"] == DRONE_A and alert["mission_id"] == ids["mission"] and "No space left" in alert["text"]
     m = (await client.get("/api/v1/metrics", headers=support.auth("admin"))).json()["evidence"]
     assert m["write_errors"] >= 1 and m["frames_lost_to_write_errors"] > 0 and m["alerts_raised"] == 1
+
+
+async def test_a_recording_left_open_by_a_stop_is_marked_interrupted_at_start(world) -> None:
+    from controller.store import schema
+    from controller.store.writer import Changeset
+
+    rt, client, ids = world
+    row = await recording_row(rt, ids["recording"])
+    cs = Changeset()
+    cs.upsert((schema.recordings, {**row, "id": "REC-OPEN", "ended_at": None, "status": "recording"}))
+    await rt.center.journal.commit(cs)
+    await rt.evidence._close_interrupted()
+    left = await recording_row(rt, "REC-OPEN")
+    assert left["status"] == "interrupted" and left["ended_at"] is not None

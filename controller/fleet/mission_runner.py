@@ -131,7 +131,10 @@ COMMANDABLE = frozenset({Phase.EN_ROUTE, Phase.ON_SCENE, Phase.SEARCHING, Phase.
 
 @dataclass(slots=True)
 class PilotState:
-    """What the pilot has the drone doing, so the runner knows which mode to expect and what to resume."""
+    """What the pilot has the drone doing, so the runner knows which mode to expect and what to resume.
+
+    The watcher (`_piloted`) and the commands change it only under the runner's command lock, so a mode change
+    the runner decides (a command, CIRCLE over an orbit's centre) and the mode it expects change together."""
 
     by: str
     #: Where the pilot last sent it (an orbit's centre); None: holding where it was.
@@ -140,9 +143,31 @@ class PilotState:
     #: On its way to an orbit's centre; CIRCLE is entered there.
     orbit_pending: bool = False
     expected: CopterMode = CopterMode.GUIDED
+    #: Modes that are no failsafe either: the one a command being sent switches to (the vehicle reports it as
+    #: soon as it accepts, before its answer arrives), or the one of a command whose answer never came.
+    also: frozenset[CopterMode] = frozenset()
+    #: Counts the flight commands sent; a pending orbit belongs to the command that set it up.
+    generation: int = 0
+    #: Why the runner took the flight back (failsafe, battery, recall), once it did.
+    ended: str | None = None
     #: A search drone taken out of its AUTO sweep (resume picks the sweep up where it left off).
     paused_sweep: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Before:
+    """A PilotState's flight fields before a command was sent (put back when the vehicle refused it)."""
+
+    target: checks.Point3 | None
+    orbit: Orbit | None
+    orbit_pending: bool
+    expected: CopterMode
+    also: frozenset[CopterMode]
+
+    @classmethod
+    def of(cls, p: PilotState) -> _Before:
+        return cls(p.target, p.orbit, p.orbit_pending, p.expected, p.also)
 
 
 class MissionRunner:
@@ -221,7 +246,8 @@ class MissionRunner:
                 # people are told at once (a battery_low alert): the flight is cut short, the call may need a drone
                 await self._come_home(f"battery reserve: {exc}", alert=AlertKind.BATTERY_LOW)
             except FailsafeReturn as exc:
-                self.phase, self.pilot = Phase.RETURNING, None
+                self._end_pilot(f"failsafe: {exc}")
+                self.phase = Phase.RETURNING
                 await self._step("failsafe", str(exc), ok=False)
                 await self.reports.flight_returning(m.id, str(exc), alert=AlertKind.FAILSAFE)
                 await self._wait_landed()
@@ -398,11 +424,11 @@ class MissionRunner:
         if t.battery_pct <= floor:
             raise BatteryLow(f"{t.battery_pct:.0f}% left, the flight home needs {need:.0f}% + reserve")
 
-    def _check_mode(self, expected: CopterMode = CopterMode.GUIDED) -> None:
-        """The vehicle is in the mode this runner put it in; any other (RTL, LAND, ALT_HOLD after an EKF
-        failsafe, ...) means it took itself over: raise FailsafeReturn with what the vehicle said about it."""
+    def _check_mode(self, expected: CopterMode = CopterMode.GUIDED, also: frozenset[CopterMode] = frozenset()) -> None:
+        """The vehicle is in the mode this runner put it in (or one of `also`); any other (RTL, LAND, ALT_HOLD after
+        an EKF failsafe, ...) means it took itself over: raise FailsafeReturn with what the vehicle said about it."""
         t = self.link.telemetry
-        if t.mode is None or t.mode == expected or time.monotonic() < self._mode_settles_at:
+        if t.mode is None or t.mode == expected or t.mode in also or time.monotonic() < self._mode_settles_at:
             return
         try:
             name = CopterMode(t.mode).name
@@ -654,34 +680,30 @@ class MissionRunner:
                 return await self._pilot_land(by)
             s = self.situation()
             orbit = self.pilot.orbit if self.pilot is not None and isinstance(cmd, Altitude) else None
-            if orbit is not None:  # a new height while orbiting: the orbit is flown again at that height
-                to = checks.check(Orbit(orbit.lat, orbit.lon, orbit.radius_m, orbit.direction, orbit.speed_ms), s, self.ctx)
-                assert to is not None
-                to = checks.Point3(to.lat, to.lon, cmd.alt_m)  # type: ignore[union-attr]
-                checks.check_battery(self.ctx, s, to)
+            to: checks.Point3 | None
+            if orbit is not None and isinstance(cmd, Altitude):  # a new height while orbiting: flown again at it
+                centre = checks.check(Orbit(orbit.lat, orbit.lon, orbit.radius_m, orbit.direction, orbit.speed_ms), s, self.ctx)
+                to = checks.Point3(centre.lat, centre.lon, cmd.alt_m) if centre is not None else None
+                if to is not None:
+                    checks.check_battery(self.ctx, s, to)
             elif isinstance(cmd, Hold):
                 to = s.position
             else:
                 to = checks.check(cmd, s, self.ctx)
-                assert to is not None
+            if to is None:
+                raise CommandRefused(409, f"{cmd.kind}: no point to fly {self.link.drone_id} to")
             if isinstance(cmd, Orbit):
                 orbit = cmd
             requests = (
                 wire.orbit_setup(to.lat, to.lon, to.alt_m, orbit.radius_m, orbit.speed_ms, orbit.direction)
                 if orbit is not None else [wire.reposition(to.lat, to.lon, to.alt_m)]
             )
-            took_over = await self._take_over(by)
-            try:
-                ms = await self._send(requests)
-            except CommandRefused:
-                if took_over:  # nothing changed on the vehicle: the controller flies on as before
-                    await self._give_back("the command did not reach the vehicle")
-                raise
-            assert self.pilot is not None
-            self.pilot.target, self.pilot.orbit = to, orbit
-            self.pilot.orbit_pending = orbit is not None
-            self.pilot.expected = CopterMode.GUIDED
-            self._mode_settles_at = time.monotonic() + MODE_REPORT_S  # DO_REPOSITION may have switched to GUIDED
+            # DO_REPOSITION switches the vehicle to GUIDED (from CIRCLE, AUTO) as soon as it accepts it
+            took_over, p, before = await self._before_send(by, CopterMode.GUIDED)
+            ms = await self._send_for(p, before, requests, cmd, took_over)
+            p.target, p.orbit, p.orbit_pending = to, orbit, orbit is not None
+            p.expected, p.also = CopterMode.GUIDED, frozenset()
+            self._settle()  # the heartbeat may still show the mode before
             return CommandResult(cmd.describe() + (" (CIRCLE once over the centre)" if orbit is not None else ""), ms)
 
     def _require(self, ok: bool, cmd: PilotCommand) -> None:
@@ -690,6 +712,56 @@ class MissionRunner:
                 409, f"{cmd.kind} is not possible now: {self.link.drone_id} is {self.phase.value} (commands are taken "
                 "while it flies its mission: en route, on scene or searching)",
             )
+
+    def _settle(self) -> None:
+        self._mode_settles_at = time.monotonic() + MODE_REPORT_S
+
+    async def _before_send(self, by: str, mode: CopterMode) -> tuple[bool, PilotState, _Before]:
+        """Take the flight over (if the controller flew it) and, before anything is sent, accept `mode` too:
+        the vehicle shows it as soon as it accepts the command, possibly before its answer is read. A pending orbit
+        is given up: no CIRCLE around the old centre in the middle of a new command. Called under the command lock,
+        with no wait between this and the send."""
+        took_over = await self._take_over(by)
+        p = self.pilot
+        if p is None or p.ended is not None:  # a failsafe in the take-over itself
+            raise CommandRefused(409, self._left_why(p))
+        before = _Before.of(p)
+        p.generation += 1
+        p.orbit_pending = False
+        p.also = p.also | {mode}
+        return took_over, p, before
+
+    async def _send_for(
+        self, p: PilotState, before: _Before, requests: list[wire.VehicleRequest], cmd: PilotCommand, took_over: bool,
+    ) -> float:
+        """Send a flight command for the pilot state `p`; on a refusal put the state back (the vehicle changed
+        nothing), on no answer keep the command's mode acceptable (it may have taken it); if the runner took the
+        flight back meanwhile (failsafe, battery, recall), answer 409 with why."""
+        try:
+            ms = await self._send(requests)
+        except CommandRefused as exc:
+            self._settle()
+            if self.pilot is p and p.ended is None:
+                p.target, p.orbit, p.expected = before.target, before.orbit, before.expected
+                if exc.status == 502:  # refused: nothing changed on the vehicle
+                    p.orbit_pending, p.also = before.orbit_pending, before.also
+                # else unknown: the command's mode stays acceptable and no CIRCLE is entered on the runner's own
+                if took_over:  # the controller flies on as before
+                    await self._give_back(f"the {cmd.kind} command did not reach the vehicle")
+            raise
+        if self.pilot is not p or p.ended is not None or self.phase not in (Phase.PILOT, Phase.LANDING):
+            raise CommandRefused(409, f"{cmd.kind} reached the vehicle, but {self._left_why(p)}")
+        return ms
+
+    def _left_why(self, p: PilotState | None) -> str:
+        why = (p.ended if p is not None else None) or f"the controller took the flight back ({self.phase.value})"
+        return f"{self.link.drone_id} is no longer under the pilot's control: {why}"
+
+    def _end_pilot(self, why: str) -> None:
+        """The runner takes the flight back from the pilot (failsafe, battery, recall): a command being sent learns why."""
+        if self.pilot is not None and self.pilot.ended is None:
+            self.pilot.ended = why
+        self.pilot = None
 
     async def _send(self, requests: list[wire.VehicleRequest]) -> float:
         try:
@@ -707,7 +779,8 @@ class MissionRunner:
             self.pilot.by = by
             return False
         paused = self.phase is Phase.SEARCHING
-        self.pilot = PilotState(by, paused_sweep=paused)
+        # until the command's answer, the vehicle is in the mode the controller had it in (AUTO for a sweep)
+        self.pilot = PilotState(by, expected=CopterMode.AUTO if paused else CopterMode.GUIDED, paused_sweep=paused)
         self._resume_phase = self.phase
         await self._replace(self._piloted)
         self.phase = Phase.PILOT
@@ -737,13 +810,15 @@ class MissionRunner:
     async def _pilot_resume(self, by: str) -> CommandResult:
         if self.phase is not Phase.PILOT or self.pilot is None:
             raise CommandRefused(409, f"nothing to resume: the controller is flying {self.link.drone_id} ({self.phase.value})")
-        if self.searching and self._sweep_mission is not None:
-            ms = await self._send([wire.set_mode(CopterMode.AUTO)])  # ArduCopter resumes the current mission item
-            self._mode_settles_at = time.monotonic() + MODE_REPORT_S
+        sweep = self.searching and self._sweep_mission is not None
+        mode = CopterMode.AUTO if sweep else CopterMode.GUIDED  # AUTO: ArduCopter resumes the current mission item
+        _, p, before = await self._before_send(by, mode)
+        ms = await self._send_for(p, before, [wire.set_mode(mode)], Resume(), took_over=False)
+        p.expected, p.also = mode, frozenset()
+        self._settle()
+        if sweep:
             await self._give_back(f"sweep resumed by {by}")
             return CommandResult("the sweep resumed where it left off (AUTO)", ms)
-        ms = await self._send([wire.set_mode(CopterMode.GUIDED)])
-        self._mode_settles_at = time.monotonic() + MODE_REPORT_S
         await self._give_back(f"resumed by {by}")
         return CommandResult("the controller flies the scene again", ms)
 
@@ -762,16 +837,10 @@ class MissionRunner:
         return CommandResult(detail, (time.perf_counter() - started) * 1000.0)
 
     async def _pilot_land(self, by: str) -> CommandResult:
-        took_over = await self._take_over(by)
-        try:
-            ms = await self._send([wire.set_mode(CopterMode.LAND)])
-        except CommandRefused:
-            if took_over:
-                await self._give_back("the land command did not reach the vehicle")
-            raise
-        self._mode_settles_at = time.monotonic() + MODE_REPORT_S
-        assert self.pilot is not None
-        self.pilot.expected = CopterMode.LAND
+        took_over, p, before = await self._before_send(by, CopterMode.LAND)
+        ms = await self._send_for(p, before, [wire.set_mode(CopterMode.LAND)], Land(confirm=True), took_over)
+        self._settle()
+        p.expected, p.also = CopterMode.LAND, frozenset()
         self.phase = Phase.LANDING
         await self._replace(lambda: self._land_here(by))
         return CommandResult("landing where it is", ms)
@@ -789,6 +858,16 @@ class MissionRunner:
     async def _piloted(self) -> None:
         """Watch the pilot's flight: the expected mode (a failsafe otherwise), the battery, arrival at the scene,
         and an orbit's centre, where CIRCLE is entered."""
+        try:
+            await self._watch_pilot()
+        except (FailsafeReturn, BatteryLow, LinkError, NoFlyViolation) as exc:
+            # the runner takes the flight back: a command being sent right now must not answer "accepted"
+            if self.pilot is not None and self.pilot.ended is None:
+                self.pilot.ended = f"battery reserve: {exc}" if isinstance(exc, BatteryLow) else \
+                    f"failsafe: {exc}" if isinstance(exc, FailsafeReturn) else str(exc)
+            raise
+
+    async def _watch_pilot(self) -> None:
         await self._step("pilot in control", f"by {self.pilot.by if self.pilot else '?'}")
         scene = (self.incident.lat, self.incident.lon)
         arrived = self.mission.state is MissionState.ON_SCENE or self.searching
@@ -802,11 +881,8 @@ class MissionRunner:
             if p.orbit_pending and p.target is not None and t.lat is not None:
                 close = geo.equirectangular_m(t.lat, t.lon, p.target.lat, p.target.lon) <= ORBIT_CENTRE_M
                 if close and abs((t.alt_rel_m or 0.0) - p.target.alt_m) <= ORBIT_ALT_M:
-                    await self._set_mode_now(CopterMode.CIRCLE)
-                    p.orbit_pending, p.expected = False, CopterMode.CIRCLE
-                    await self._step("orbiting", f"{p.orbit.radius_m:.0f} m around {p.target.lat:.5f},{p.target.lon:.5f}"
-                                     if p.orbit else "")
-            self._check_mode(p.expected)
+                    await self._enter_orbit(p, p.generation)
+            self._check_mode(p.expected, p.also)
             self._check_battery()
             if not arrived and t.lat is not None:
                 if geo.equirectangular_m(t.lat, t.lon, *scene) <= self.ctx.profile.arrival_radius_m:
@@ -814,12 +890,25 @@ class MissionRunner:
                     await self.reports.flight_on_scene(self.mission.id)
                     await self._step("on scene", f"flown there by {p.by}")
 
+    async def _enter_orbit(self, p: PilotState, generation: int) -> None:
+        """Over the centre of the orbit of command `generation`: CIRCLE, unless a newer command superseded it.
+        Under the command lock: no command is sent between the switch and the mode expected after it."""
+        async with self._commands:
+            if self.pilot is not p or p.ended is not None or not p.orbit_pending or p.generation != generation:
+                return
+            p.also = p.also | {CopterMode.CIRCLE}  # shown as soon as accepted
+            await self._set_mode_now(CopterMode.CIRCLE)
+            p.orbit_pending, p.expected, p.also = False, CopterMode.CIRCLE, frozenset()
+            self._settle()
+        await self._step("orbiting", f"{p.orbit.radius_m:.0f} m around {p.target.lat:.5f},{p.target.lon:.5f}"
+                         if p.orbit and p.target else "")
+
     # --- coming home ----------------------------------------------------------------
 
     async def _come_home(self, reason: str, alert: AlertKind | None = None) -> None:
         """Bring the drone down safely, whatever step it was in, and report it on the ground."""
+        self._end_pilot(reason)
         self.phase = Phase.RETURNING
-        self.pilot = None
         t = self.link.telemetry
         airborne = t.armed and (t.alt_rel_m or 0) > GROUND_ALT_M
         lifting = t.armed and ((t.alt_rel_m or 0) > LIFT_OFF_M or (t.climb_ms or 0) > LIFT_OFF_CLIMB_MS)

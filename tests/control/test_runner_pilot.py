@@ -13,10 +13,12 @@ import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from controller import geo
-from controller.control.commands import CommandRefused, Direction, FlyTo, Hold, Land, Orbit, Resume, Return, Roi
+from controller.control.commands import (
+    Altitude, CommandRefused, Direction, FlyTo, Hold, Land, Orbit, Resume, Return, Roi,
+)
 from controller.domain.alerts import AlertKind
 from controller.fleet.copter import CopterMode
-from controller.fleet.mission_runner import MissionRunner, Phase
+from controller.fleet.mission_runner import MODE_REPORT_S, PILOT_WATCH_S, MissionRunner, Phase
 from tests.fleet.fake_vehicle import FakeVehicle, RecordingReports
 from tests.fleet.test_mission_runner import (  # noqa: F401  (fly: the fixture)
     HOME, SIMPLE, Fly, fly, has, in_order, incident, latlon, mission, sweep_plan, vehicle_at,
@@ -181,3 +183,131 @@ async def test_a_search_drone_pauses_its_sweep_and_resumes_where_it_left_off(fly
     assert progress[: len(progress_then)] == progress_then  # counted on from where it was, not from the start
     assert len(vehicle.missions) == 1, "the sweep was not uploaded again"
     assert result.detail == "hold position"
+
+
+# --- the command and the watcher: the mode the runner expects changes with the decision to send ---------------
+#
+# `dronefleet bench control` (issue 17): a flight command sent while the drone orbits (CIRCLE) or sweeps (AUTO)
+# switches the vehicle as soon as it accepts it; the runner's watcher ran between that and the answer, saw the new
+# mode, declared a failsafe and sent the drone home; the command then hit an assert (HTTP 500) or answered 200
+# "accepted" while the drone turned home. The fake vehicle's delays open the same window deterministically.
+
+#: Longer than the watcher's period, so it looks at the vehicle at least once while the command is in flight.
+SLOW_S = PILOT_WATCH_S * 2.5
+
+
+async def orbiting(fly: Fly) -> tuple[FakeVehicle, RecordingReports, MissionRunner]:
+    """A drone circling a pilot's orbit centre, past the mode report grace of its switch to CIRCLE."""
+    vehicle, reports, runner = await en_route(fly)
+    await runner.command(Orbit(*latlon(1000.0, 500.0), 80.0, Direction.CW, 6.0), BY)
+    await reports.wait_until(has("step:orbiting"), 10)
+    assert vehicle.telemetry.mode == CopterMode.CIRCLE
+    await asyncio.sleep(MODE_REPORT_S + 0.1)
+    return vehicle, reports, runner
+
+
+async def no_failsafe_for(reports: RecordingReports, runner: MissionRunner, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    assert "step:failsafe" not in reports.timeline(), reports.steps().get("failsafe")
+    assert reports.of("flight_returning") == []
+
+
+async def test_altitude_while_orbiting_answered_after_the_switch_to_guided_is_not_a_failsafe(fly: Fly) -> None:
+    """Bench run 2, MSN-000005: `altitude` while orbiting -> 500 (assert) and the drone flew home."""
+    vehicle, reports, runner = await orbiting(fly)
+    vehicle.ack_delay_s = SLOW_S  # GUIDED shows at once, the ACK comes after the watcher looked
+    result = await runner.command(Altitude(70.0), BY)
+    assert "70 m" in result.detail and "CIRCLE once over the centre" in result.detail
+    assert runner.piloted and runner.pilot is not None and runner.pilot.orbit is not None
+    await no_failsafe_for(reports, runner, MODE_REPORT_S + 0.5)
+    # the orbit is flown again at the new height: CIRCLE again once over the centre
+    await until(lambda: vehicle.telemetry.mode == CopterMode.CIRCLE and abs(vehicle.telemetry.alt_rel_m - 70.0) < 1.0,
+                what="orbiting again at 70 m")
+    assert runner.piloted
+
+
+async def test_hold_while_orbiting_answered_after_the_switch_to_guided_is_not_a_failsafe(fly: Fly) -> None:
+    """Bench run 2, MSN-000011: `hold` while orbiting answered 200 while the runner sent the drone home."""
+    vehicle, reports, runner = await orbiting(fly)
+    vehicle.ack_delay_s = SLOW_S
+    result = await runner.command(Hold(), BY)
+    assert result.detail == "hold position"
+    await no_failsafe_for(reports, runner, MODE_REPORT_S + 0.5)
+    assert runner.piloted and vehicle.telemetry.mode == CopterMode.GUIDED
+    assert runner.pilot is not None and runner.pilot.orbit is None
+
+
+@pytest.mark.parametrize("trouble", ["vehicle failsafe", "battery"])
+async def test_the_flight_taken_back_while_a_command_is_sent_answers_409_with_why(fly: Fly, trouble: str) -> None:
+    """A real failsafe (the vehicle's own RTL, the battery reserve) during the send: the drone goes home and the
+    pilot is told so (409), not 200 "accepted" and not a 500."""
+    vehicle, reports, runner = await orbiting(fly)
+    vehicle.ack_delay_s = SLOW_S
+    sent = asyncio.create_task(runner.command(Hold(), BY))
+    await until(lambda: vehicle.sent(REPOSITION)[-1:] and vehicle.telemetry.mode == CopterMode.GUIDED
+                and len(vehicle.sent(REPOSITION)) == 2, what="the hold accepted")
+    if trouble == "battery":
+        vehicle.telemetry.battery_pct = 5.0
+    else:
+        vehicle.telemetry.mode = int(CopterMode.RTL)
+    with pytest.raises(CommandRefused) as info:
+        await sent
+    assert info.value.status == 409
+    assert ("battery reserve" if trouble == "battery" else "vehicle switched to RTL") in info.value.detail
+    assert not runner.piloted
+    await reports.wait_until(has("flight_returning"), 5)
+
+
+async def test_hold_while_sweeping_not_yet_accepted_is_not_a_failsafe(fly: Fly) -> None:
+    """Taken out of its AUTO sweep: until the vehicle accepts the command it is still in AUTO, and that is fine."""
+    plan = sweep_plan((100.0, 100.0), legs=10)  # long enough to be still sweeping after the slow answers
+    reports = RecordingReports([plan])
+    vehicle = vehicle_at(SIMPLE, HOME, auto_step_s=0.3, speed_ms=500.0)
+    runner = fly(vehicle, reports, mission(), incident(300.0, 150.0, category="missing_person"), SIMPLE.context(HOME))
+    await until(lambda: runner.phase is Phase.SEARCHING and (vehicle.telemetry.mission_seq or 0) >= 3, what="sweeping")
+    await asyncio.sleep(MODE_REPORT_S + 0.1)
+    vehicle.accept_delay_s = SLOW_S  # still AUTO while the watcher looks
+    await runner.command(Hold(), BY)
+    vehicle.accept_delay_s, vehicle.ack_delay_s = 0.0, SLOW_S
+    await asyncio.sleep(MODE_REPORT_S + 0.1)
+    await runner.command(Resume(), BY)  # AUTO shows at once, the ACK comes after the watcher looked
+    assert runner.phase is Phase.SEARCHING and not runner.piloted
+    await reports.wait_until(has("step:search pattern complete", "flight_landed"), 15)
+    assert "step:failsafe" not in reports.timeline(), reports.steps().get("failsafe")
+
+
+async def test_land_here_answered_after_the_switch_to_land_is_not_a_failsafe(fly: Fly) -> None:
+    vehicle, reports, runner = await orbiting(fly)
+    vehicle.ack_delay_s = SLOW_S
+    await runner.command(Land(confirm=True), BY)
+    await reports.wait_until(has("flight_landed"), 10)
+    assert reports.of("flight_landed") == [("flight_landed", "D-1", f"landed here by {BY}")]
+    assert "step:failsafe" not in reports.timeline(), reports.steps().get("failsafe")
+
+
+async def test_a_new_command_supersedes_a_pending_orbit(fly: Fly) -> None:
+    """On its way to an orbit's centre, a new command arrives: the old orbit is not entered in the middle of it."""
+    vehicle, reports, runner = await en_route(fly, speed_ms=100.0)
+    centre = latlon(2000.0, 0.0)
+    await runner.command(Orbit(*centre, 80.0, Direction.CW, 6.0), BY)
+    assert runner.pilot is not None and runner.pilot.orbit_pending and runner.pilot.target is not None
+    alt = runner.pilot.target.alt_m
+    # the new target is the old centre itself: the drone is over it while the fly-to is still being answered
+    vehicle.speed_ms, vehicle.ack_delay_s = 20_000.0, SLOW_S
+    await runner.command(FlyTo(*centre, alt), BY)
+    assert runner.pilot is not None and not runner.pilot.orbit_pending and runner.pilot.orbit is None
+    await no_failsafe_for(reports, runner, MODE_REPORT_S + 0.5)
+    assert vehicle.telemetry.mode == CopterMode.GUIDED and runner.piloted
+    assert CopterMode.CIRCLE not in [CopterMode(int(p[1])) for p in vehicle.sent(mavlink2.MAV_CMD_DO_SET_MODE)]
+    assert "step:orbiting" not in reports.timeline()
+
+
+async def test_a_command_the_vehicle_refuses_leaves_the_orbit_as_it_was(fly: Fly) -> None:
+    vehicle, reports, runner = await orbiting(fly)
+    vehicle.refuse = {REPOSITION}
+    with pytest.raises(CommandRefused) as info:
+        await runner.command(Hold(), BY)
+    assert info.value.status == 502
+    assert runner.piloted and runner.pilot is not None and runner.pilot.orbit is not None
+    await no_failsafe_for(reports, runner, MODE_REPORT_S + 0.5)
+    assert vehicle.telemetry.mode == CopterMode.CIRCLE

@@ -12,6 +12,11 @@ small physics loop (every `TICK_S` of wall time):
   the straight line (fast: the city's kilometres take fractions of a second),
   using `drain_pct_per_m` of battery per metre;
 * RTL flies home then descends; LAND descends; on the ground both disarm;
+* commands can be slow to answer, as over a real link: `accept_delay_s` passes
+  before a command takes effect (the vehicle keeps its old mode meanwhile),
+  `ack_delay_s` between taking effect (the telemetry, like the next heartbeat,
+  shows the new mode at once) and the answer reaching the caller; other tasks
+  (the runner's watcher) run in both windows;
 * an uploaded mission started in AUTO advances `mission_seq` every
   `auto_step_s`, placing the vehicle on each waypoint, and at the
   NAV_RETURN_TO_LAUNCH item flies home and lands (staying in AUTO, as
@@ -88,6 +93,11 @@ class FakeVehicle:
         self.auto_step_s = auto_step_s
         #: Battery used per metre flown horizontally (0: the battery changes only when a test sets it).
         self.drain_pct_per_m = drain_pct_per_m
+        #: Seconds a command_long/command_int waits before it takes effect, and after that before it is answered.
+        self.accept_delay_s = 0.0
+        self.ack_delay_s = 0.0
+        #: Commands (MAV_CMD ids) the vehicle answers DENIED, changing nothing.
+        self.refuse: set[int] = set()
         #: (command, params) of every command_long/command_int received, accepted or not.
         self.commands: list[tuple[int, tuple[float, ...]]] = []
         self.modes: list[CopterMode] = []
@@ -140,8 +150,17 @@ class FakeVehicle:
     async def command_long(
         self, command: int, params: Sequence[float] = (), *, what: str = "", timeout: float = 1.5, retries: int = 3
     ) -> None:
+        if self.accept_delay_s > 0:
+            await asyncio.sleep(self.accept_delay_s)
+        self._command_long(command, params, what)
+        if self.ack_delay_s > 0:
+            await asyncio.sleep(self.ack_delay_s)
+
+    def _command_long(self, command: int, params: Sequence[float], what: str) -> None:
         p = tuple(float(v) for v in params)
         self.commands.append((command, p))
+        if command in self.refuse:
+            raise CommandRejected(what or str(command), mavlink2.MAV_RESULT_DENIED, [])
         t = self.telemetry
         if command == ARM:
             if p and p[0] == 1:
@@ -183,7 +202,11 @@ class FakeVehicle:
         timeout: float = 1.5,
         retries: int = 3,
     ) -> None:
+        if self.accept_delay_s > 0:
+            await asyncio.sleep(self.accept_delay_s)
         self.commands.append((command, (*(float(v) for v in params), lat, lon, alt)))
+        if command in self.refuse:
+            raise CommandRejected(what or str(command), mavlink2.MAV_RESULT_DENIED, [])
         t = self.telemetry
         if command == mavlink2.MAV_CMD_DO_REPOSITION:  # as ArduCopter: GUIDED (with the CHANGE_MODE flag) and fly there
             if t.mode != CopterMode.GUIDED and not int(params[1]) & mavlink2.MAV_DO_REPOSITION_FLAGS_CHANGE_MODE:
@@ -191,6 +214,8 @@ class FakeVehicle:
             t.mode = int(CopterMode.GUIDED)
             self._target = (lat, lon, alt)
             self._takeoff_alt = None
+        if self.ack_delay_s > 0:
+            await asyncio.sleep(self.ack_delay_s)
 
     async def set_param(self, name: str, value: float, *, timeout: float = 1.0, retries: int = 3) -> float:
         self.params[name] = float(value)

@@ -36,7 +36,8 @@ system-packages:
 	[ -e $(GST_PLUGINS)/libgstvideotestsrc.so ] || missing="$$missing gstreamer1.0-plugins-base"; \
 	[ -e $(GST_PLUGINS)/libgstrtp.so ] || missing="$$missing gstreamer1.0-plugins-good"; \
 	[ -e $(GST_PLUGINS)/libgstx264.so ] || missing="$$missing gstreamer1.0-plugins-ugly"; \
-	[ -x /usr/bin/whip-client ] || missing="$$missing simple-whip-client"; \
+	ls /usr/lib/*/girepository-1.0/GstWebRTC-1.0.typelib >/dev/null 2>&1 || missing="$$missing gir1.2-gst-plugins-bad-1.0"; \
+	[ -e $(GST_PLUGINS)/libgstwebrtc.so ] || missing="$$missing gstreamer1.0-plugins-bad"; \
 	ls /usr/lib/*/gstreamer-1.0/libgstnice.so >/dev/null 2>&1 || missing="$$missing gstreamer1.0-nice"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \

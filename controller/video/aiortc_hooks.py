@@ -121,3 +121,28 @@ def watch_sender_reports(receiver: RTCRtpReceiver, on_report: Callable[[int, int
 def redirect_keyframe_requests(sender: RTCRtpSender, on_request: Callable[[], None]) -> None:
     """Call `on_request` when the viewer asks this sender for a keyframe (PLI or FIR)."""
     sender._send_keyframe = on_request  # type: ignore[method-assign]
+
+
+
+#: aiortc's own DTLS suites (rtcdtlstransport.RTCCertificate._create_ssl_context): ECDSA only, like its certificate.
+AIORTC_SUITES = b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
+#: Added for peers whose certificate is RSA: with ECDSA suites only, aiortc as the DTLS client cannot talk to
+#: GStreamer's webrtcbin ("no shared cipher"), which many WHIP encoders are built on (aiortc pull request #1392).
+RSA_PEER_SUITES = b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"
+
+
+def accept_rsa_dtls_peers() -> None:
+    """Let every aiortc connection of this process also offer the ECDHE-RSA suites (idempotent)."""
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    original = RTCCertificate._create_ssl_context
+    if getattr(original, "accepts_rsa_peers", False):
+        return
+
+    def create_ssl_context(self: Any, srtp_profiles: Any) -> Any:
+        ctx = original(self, srtp_profiles)
+        ctx.set_cipher_list(AIORTC_SUITES + b":" + RSA_PEER_SUITES)
+        return ctx
+
+    create_ssl_context.accepts_rsa_peers = True  # type: ignore[attr-defined]
+    RTCCertificate._create_ssl_context = create_ssl_context

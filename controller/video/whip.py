@@ -19,7 +19,11 @@ from __future__ import annotations
 import secrets
 from weakref import WeakKeyDictionary
 
+from controller.video import aiortc_hooks
 from controller.video.hub import KINDS, BadOffer, PublisherSession, VideoError, VideoHub, ViewerSession, check_offer
+
+# WHIP encoders are often GStreamer (RSA DTLS certificates): let the hub's aiortc connections talk to them.
+aiortc_hooks.accept_rsa_dtls_peers()
 
 #: hub publisher session → (WHIP resource id, camera kind)
 _resources: WeakKeyDictionary[PublisherSession, tuple[str, str]] = WeakKeyDictionary()

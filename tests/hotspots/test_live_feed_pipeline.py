@@ -21,6 +21,7 @@ from controller.auth import Principal, Role
 from controller.center import NewIncident
 from controller.domain.states import IncidentStatus
 from controller.hotspots.cot_sender import CotEndpoint, CotSender
+from controller.hotspots.feed_decoder import FeedDecoder
 from controller.hotspots.pose_history import PoseSample
 from controller.runtime import Runtime
 from sitl.camera_render import SEARCH_SPAN_C, CameraPose, Intrinsics
@@ -83,12 +84,17 @@ async def test_search_feed_decoded_once_hotspot_raised_sent_and_found(runtime: R
         assert geo.distance_m(h.lat, h.lon, person.lat, person.lon) < 3.0
         assert h.drones == [DRONE] and h.hits >= rt.config.policy.search.confirm_hits and h.thumbnail_png
         # decoded once, at the controller: one decoder listening to the relayed feed; a viewer adds none
+        # (the evidence recorder listens too: it remuxes, it does not decode)
         feed = rt.video.hub.feeds[(DRONE, "thermal")]
-        assert list(svc.decoders) == [DRONE] and len(feed.listeners) == 1
+
+        def decoding() -> list:
+            return [f for f in feed.listeners if isinstance(getattr(f, "__self__", None), FeedDecoder)]
+
+        assert list(svc.decoders) == [DRONE] and len(decoding()) == 1
         viewer, r = await watch(live_url, TOKEN["search_team"], DRONE, kind="thermal")
         assert r.status_code == 200
         await wait_frames(viewer, 5)
-        assert len(feed.listeners) == 1 and svc.decoders[DRONE][0].decoded <= feed.frames
+        assert len(decoding()) == 1 and svc.decoders[DRONE][0].decoded <= feed.frames
         # the TAK listener got a schema-valid CoT event for it
         data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(udp, 65536), 5)
         doc = etree.fromstring(data)
@@ -107,7 +113,7 @@ async def test_search_feed_decoded_once_hotspot_raised_sent_and_found(runtime: R
         assert rt.center.incidents.get(inc.id) is None or rt.center.incidents[inc.id].status is IncidentStatus.RESOLVED
         # the search is over: the decoder lets go of the feed
         await svc.reconcile()
-        assert not svc.decoders and not feed.listeners
+        assert not svc.decoders and not decoding()
     finally:
         feeder.cancel()
         if viewer is not None:

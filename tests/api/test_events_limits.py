@@ -225,7 +225,7 @@ async def test_a_subscriber_that_falls_behind_is_told_where_to_resume(served, ru
     assert f"since={resume}" in reason
     seen = [m["seq"] for m in got if m.get("seq")]
     assert seen == list(range(1, resume + 1))
-    assert runtime.center.bus.subscriber_count == 1, "only the video service's own subscription is left"
+    assert runtime.center.bus.subscriber_count == 2, "only the video service's and the evidence recorder's own are left"
     limits(app).queue_events = 20_000
     async with websockets.connect(ws_url(url, f"since={resume}"), additional_headers=auth("commander")) as ws:
         await recv(ws)

@@ -1,5 +1,6 @@
 """A WHIP publisher that is not aiortc: GStreamer's webrtcbin (Debian's packages, driven by tests/video/gst_whip_client.py
-under /usr/bin/python3) publishes VP8 and H.264 into the controller; the frames arrive at the Feed, and DELETE ends it."""
+under /usr/bin/python3) publishes VP8 and H.264 into the controller; the frames arrive at the Feed and at a WHEP
+viewer, and the client's DELETE ends it."""
 
 from __future__ import annotations
 
@@ -78,13 +79,12 @@ async def test_gstreamer_webrtcbin_publishes_over_whip(gstreamer, codec: str, ru
         feed = hub.feeds[(DRONE, "visible")]
         await until(lambda: feed.frames >= 20 and feed.keyframes >= 1, 15, "frames from GStreamer")
         assert feed.codec == codec.upper()
-        if codec == "vp8":  # and a WHEP viewer gets them (H.264 viewers: see the note in the README)
-            async with httpx.AsyncClient(base_url=live_url, timeout=20) as c:
-                viewer = await whep(c, "commander")
-                assert viewer.response.status_code == 201
-                await until(lambda: viewer.frames >= 5, 15, "GStreamer's frames at a WHEP viewer")
-                assert viewer.sizes == {(320, 240)}
-                await viewer.close()
+        async with httpx.AsyncClient(base_url=live_url, timeout=20) as c:  # and a WHEP viewer decodes them
+            viewer = await whep(c, "commander")
+            assert viewer.response.status_code == 201
+            await until(lambda: viewer.frames >= 5, 15, "GStreamer's frames at a WHEP viewer")
+            assert viewer.sizes == {(320, 240)}
+            await viewer.close()
         # the client ends with DELETE on its Location: the feed and its viewers are gone
         proc.send_signal(signal.SIGTERM)
         assert json.loads(await asyncio.wait_for(proc.stdout.readline(), 10)) == {"deleted": 204}

@@ -224,14 +224,16 @@ async def test_second_publisher_replaces_the_same_feed_409_for_another_camera(ru
         await until(lambda: (DRONE, "visible") in hub.feeds, 10, "the first feed")
         # the same camera again (a drone that restarted without DELETE): the new connection replaces the old
         old_feed = hub.feeds[(DRONE, "visible")]
-        second = await whip(c)
+        assert old_feed.codec == "VP8"
+        second = await whip(c, codec="h264")
         assert second.response.status_code == 201, second.response.text
         assert second.location != first.location
         await until(lambda: hub.feeds.get((DRONE, "visible")) not in (None, old_feed), 10, "the new connection's feed")
+        assert hub.feeds[(DRONE, "visible")].codec == "H264"
         assert (await c.delete(first.location, headers=auth("drone_a1"))).status_code == 404
         viewer = await whep(c, "commander")
         assert viewer.response.status_code == 201
-        await until(lambda: viewer.frames >= 3, 15, "frames at the viewer")
+        await until(lambda: viewer.frames >= 3, 15, "H.264 frames at the viewer")
 
         # another camera while this connection carries visible: 409, the visible feed untouched
         other = await whip(c, kind="thermal")
@@ -277,3 +279,25 @@ async def test_cors_preflight(client: httpx.AsyncClient) -> None:
     assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "*"
     r = await client.post(f"/api/v1/whep/{DRONE}/infrared", content="v=0", headers=sdp_headers("commander"))
     assert r.status_code == 422 and r.headers["access-control-allow-origin"] == "*"
+
+
+async def test_whip_409_for_a_camera_pulled_over_rtsp(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    class Silent:  # an RTSP pull that has not delivered a frame yet
+        def start(self, push) -> None:  # noqa: ANN001
+            pass
+
+        async def stop(self) -> None:
+            pass
+
+        def request_keyframe(self) -> None:
+            pass
+
+    hub = runtime.video.hub
+    await hub.ingest(DRONE, "visible", "H264", Silent())
+    pc = await publisher_offer()
+    r = await client.post(f"/api/v1/whip/{DRONE}/visible", content=pc.localDescription.sdp, headers=sdp_headers("drone_a1"))
+    assert r.status_code == 409 and "RTSP" in r.json()["detail"], r.text
+    assert not hub.publishers
+    await hub.stop_ingest(DRONE, "visible")
+    await pc.close()
+    assert idle(hub), hub.stats()

@@ -183,7 +183,10 @@ Cmd.onMapClick = (e) => {
     <button type="button" class="small primary open-here">Open incident here…</button></div>`;
   const popup = L.popup({ closeButton: true, autoPan: false }).setLatLng(e.latlng).setContent(html).openOn(Cmd.mapView.map);
   const btn = popup.getElement().querySelector(".open-here");
-  btn.onclick = () => { Cmd.mapView.map.closePopup(popup); Inc.openForm(e.latlng.lat, e.latlng.lng); };
+  btn.onclick = () => {
+    popup.remove();
+    if (!Inc.drawing && !$("new-incident").open) Inc.openForm(e.latlng.lat, e.latlng.lng);
+  };
   btn.focus();
 };
 

@@ -387,6 +387,7 @@ async def test_search_drawn_on_the_map_alerts_acknowledged_and_the_video_wall(br
             # Back to 4 tiles; resolve from B asks first; A sees the incident go.
             await b.click(".layout-btns button[data-layout='4']")
             await b.click(f"{row} button")
+            await b.locator("#incident-detail .ruled-out li", has_text="battery swap").wait_for(timeout=10_000)
             await shot(b, "command-search-detail")
             await assert_no_serious_violations(b)
             await b.click("#incident-detail button[data-action=resolve]")

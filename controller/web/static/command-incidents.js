@@ -58,7 +58,12 @@ Cmd.selectIncident = (id, { pan = false } = {}) => {
   Inc.selected = id;
   Inc.renderList();
   const i = Cmd.incidents.get(id);
-  if (pan && i) Cmd.mapView.map.panTo([i.lat, i.lon]);
+  if (pan && i) {  // zoom to the scene (and its search area) so drones, strips and progress can be told apart
+    const area = Cmd.mapView.incidentLayers.get(id)?.area;
+    const map = Cmd.mapView.map;
+    if (area) map.fitBounds(area.getBounds(), { padding: [40, 40], maxZoom: 16, animate: false });
+    else map.setView([i.lat, i.lon], Math.max(map.getZoom(), 15), { animate: false });
+  }
   Inc.loadDetail();
 };
 

@@ -195,7 +195,7 @@ function renderLegend() {
 // --- set-up -------------------------------------------------------------------------------------------------------
 
 MapView.init = (ui) => {
-  const map = L.map("map", { zoomControl: true, doubleClickZoom: true, minZoom: 3, maxZoom: 19, zoomSnap: 0.25,
+  const map = L.map("map", { zoomControl: true, doubleClickZoom: true, minZoom: 3, maxZoom: 19,
     fadeAnimation: false });  // a closed popup goes at once (a fading one still takes clicks)
   MapView.map = map;
   const bm = ui.basemap || (ui.tile_url ? { url: ui.tile_url, attribution: ui.tile_attribution } : null);

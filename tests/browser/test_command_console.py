@@ -380,6 +380,10 @@ async def test_search_drawn_on_the_map_alerts_acknowledged_and_the_video_wall(br
             await tile.locator("button.enlarge").click()
             big = await tile.bounding_box()
             assert big["width"] > 2 * small["width"] and big["height"] > 2 * small["height"]
+            await b.wait_for_function(  # the thermal viewer reconnected after the reload and paints again
+                f"Number(document.querySelector(\".feed[data-feed='{DRONE_A}/thermal'] canvas\").dataset.painted || 0) > 3",
+                timeout=20_000,
+            )
             await shot(b, "command-thermal-enlarged")
             await b.keyboard.press("Escape")
             assert (await tile.bounding_box())["width"] < big["width"] / 2

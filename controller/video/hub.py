@@ -13,8 +13,20 @@ takes a `FrameSource` (an RTSP camera pull, controller/video/ingest/) that
 pushes encoded frames; its feed is created at the first frame and kept across
 the source's reconnections, so viewers keep watching.
 
-Everything the hub starts it stops: `close_drone` when a drone lands, `leave`
-when a viewer goes, `close` at shutdown; the counts are exposed for tests.
+Publishers are kept per camera: `publishers[(drone, kind)]` is the connection
+carrying that camera. One connection may carry several cameras (the JSON
+/video/publish sends visible and thermal together; the same session then
+stands under both keys) or a drone may publish each camera on its own
+connection (WHIP: one resource per camera, as real airframes, OBS and
+GStreamer do). A new publish replaces only the connections carrying the
+cameras it names; a drone's other cameras keep their feeds.
+
+Offers may carry audio sections (WHIP encoders such as OBS always offer one):
+they are answered inactive and nothing is received or forwarded from them.
+
+Everything the hub starts it stops: `close_drone` when a drone lands (all its
+connections and pulled cameras), `unpublish` for one camera's connection,
+`leave` when a viewer goes, `close` at shutdown; the counts are exposed for tests.
 """
 
 from __future__ import annotations
@@ -131,9 +143,10 @@ class BadOffer(VideoError):
 def check_offer(sdp: str, kinds: list[str] | None = None) -> None:
     """Refuse an offer the hub could not serve, before anything is opened or replaced.
 
-    Only video sections, each with ICE credentials, a DTLS fingerprint and a codec the relay forwards;
-    for a publisher, one camera kind per video section. aiortc accepts some of these (an offer without
-    media, or without a fingerprint) and fails later in the background, leaving a connection behind.
+    Video sections, each with ICE credentials, a DTLS fingerprint and a codec the relay forwards; for a
+    publisher, one camera kind per video section. Audio sections are allowed (answered inactive, never
+    received or forwarded); other sections (data channels) are not. aiortc accepts some of these (an offer
+    without media, or without a fingerprint) and fails later in the background, leaving a connection behind.
     """
     from aiortc.sdp import SessionDescription
 
@@ -142,10 +155,10 @@ def check_offer(sdp: str, kinds: list[str] | None = None) -> None:
     except Exception as exc:  # aiortc's parser asserts and raises ValueError/IndexError on junk
         why = str(exc).strip()
         raise BadOffer(f"not a valid SDP offer{': ' + why[:120] if why else ''}") from None
-    others = sorted({m.kind for m in desc.media if m.kind != "video"})
+    others = sorted({m.kind for m in desc.media if m.kind not in ("video", "audio")})
     if others:
-        raise BadOffer(f"only video sections are accepted; the offer also has {', '.join(others)}")
-    video = list(desc.media)
+        raise BadOffer(f"only video (and audio, which is not relayed) sections are accepted; the offer also has {', '.join(others)}")
+    video = [m for m in desc.media if m.kind == "video"]
     if not video:
         raise BadOffer("the offer has no video section (m=video)")
     if kinds is not None and len(video) != len(kinds):
@@ -175,6 +188,13 @@ def _keep_only_codec(transceiver: Any, codec: str) -> None:
     transceiver._codecs = kept + rtx
 
 
+def _silence_audio(pc: RTCPeerConnection) -> None:
+    """Answer the offer's audio sections inactive: aiortc then neither receives nor sends on them."""
+    for t in pc.getTransceivers():
+        if t.kind == "audio":
+            t.direction = "inactive"
+
+
 def _sdp_mids(sdp: str) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in sdp.splitlines() if line.startswith("a=mid:")]
 
@@ -189,7 +209,8 @@ class VideoHub:
         self.mode = mode
         self._media_relay: Any = None
         self.feeds: dict[tuple[str, str], Feed] = {}
-        self.publishers: dict[str, PublisherSession] = {}
+        #: Publishing connections by (drone id, kind): a connection carrying two cameras stands under both keys.
+        self.publishers: dict[tuple[str, str], PublisherSession] = {}
         #: Feeds pulled from outside (RTSP cameras), by (drone id, kind).
         self.ingests: dict[tuple[str, str], IngestSession] = {}
         self.viewers: dict[str, ViewerSession] = {}
@@ -199,18 +220,42 @@ class VideoHub:
 
     # --- publishers ---------------------------------------------------------------
 
+    def publisher_for(self, drone_id: str, kind: str) -> PublisherSession | None:
+        """The connection carrying one camera of a drone, if any."""
+        return self.publishers.get((drone_id, kind))
+
+    def publishing(self, drone_id: str) -> list[PublisherSession]:
+        """A drone's publishing connections (each once, however many cameras it carries)."""
+        out: list[PublisherSession] = []
+        for (d, _), session in self.publishers.items():
+            if d == drone_id and session not in out:
+                out.append(session)
+        return out
+
+    def _forget_publisher(self, session: PublisherSession) -> bool:
+        keys = [k for k, s in self.publishers.items() if s is session]
+        for k in keys:
+            del self.publishers[k]
+        return bool(keys)
+
     async def publish(self, drone_id: str, offer_sdp: str, kinds: list[str]) -> str:
-        """Accept a drone's offer. `kinds[i]` names the i-th video section (visible / thermal)."""
+        """Accept a drone's offer. `kinds[i]` names the i-th video section (visible / thermal).
+
+        Replaces the drone's connections that carry any of `kinds` (all their cameras end with them); the
+        drone's connections for other cameras are left alone."""
         for kind in kinds:
             if kind not in KINDS:
                 raise BadOffer(f"unknown camera kind {kind!r}; expected one of {', '.join(KINDS)}", "kinds")
-        check_offer(offer_sdp, kinds)  # a bad offer leaves the drone's current connection alone
-        old = self.publishers.pop(drone_id, None)
-        if old is not None:
+        if len(set(kinds)) != len(kinds):
+            raise BadOffer("kinds names the same camera twice", "kinds")
+        check_offer(offer_sdp, kinds)  # a bad offer leaves the drone's current connections alone
+        for old in {id(s): s for k in kinds if (s := self.publishers.get((drone_id, k))) is not None}.values():
+            self._forget_publisher(old)
             await self._close_publisher(old, "replaced by a new connection")
         pc = RTCPeerConnection()
         session = PublisherSession(drone_id, pc)
-        self.publishers[drone_id] = session
+        for kind in kinds:
+            self.publishers[(drone_id, kind)] = session
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -223,19 +268,18 @@ class VideoHub:
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed") and self.publishers.get(drone_id) is session:
-                log.info("video: %s publisher connection %s", drone_id, pc.connectionState)
-                await self.close_drone(drone_id)
+            if pc.connectionState in ("failed", "closed") and self._forget_publisher(session):
+                log.info("video: %s publisher connection (%s) %s", drone_id, ", ".join(kinds), pc.connectionState)
+                await self._close_publisher(session, f"connection {pc.connectionState}")
 
         try:
             await asyncio.wait_for(pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer")), NEGOTIATION_TIMEOUT_S)
             for t in pc.getTransceivers():
-                t.direction = "recvonly"
+                t.direction = "recvonly" if t.kind == "video" else "inactive"
             answer = await pc.createAnswer()
             await asyncio.wait_for(pc.setLocalDescription(answer), NEGOTIATION_TIMEOUT_S)
         except Exception as exc:
-            if self.publishers.get(drone_id) is session:
-                self.publishers.pop(drone_id, None)
+            self._forget_publisher(session)
             if session.feeds:
                 await self._close_publisher(session, "offer refused")
             else:
@@ -287,7 +331,7 @@ class VideoHub:
 
     def decoded(self, drone_id: str, kind: str) -> MediaStreamTrack:
         """aiortc's decoded track for one feed: decoding starts now (and a keyframe is requested)."""
-        session = self.publishers.get(drone_id)
+        session = self.publishers.get((drone_id, kind))
         if session is None or kind not in session.taps:
             raise NoSuchFeed(f"{drone_id} has no live {kind} feed")
         session.taps[kind].decode = True
@@ -297,12 +341,22 @@ class VideoHub:
         return session.decoded_tracks[kind]
 
     async def close_drone(self, drone_id: str) -> None:
-        """The drone landed or went away: end its feeds and every viewer watching them."""
-        session = self.publishers.pop(drone_id, None)
-        if session is not None:
+        """The drone landed or went away: end all its connections and pulled cameras, and their viewers."""
+        for session in self.publishing(drone_id):
+            self._forget_publisher(session)
             await self._close_publisher(session, "publisher ended")
         for d, kind in [k for k in self.ingests if k[0] == drone_id]:
             await self.stop_ingest(d, kind)
+
+    async def unpublish(self, drone_id: str, kind: str) -> bool:
+        """End the connection carrying one camera (and any other camera on that same connection); the drone's
+        other connections go on. False if no connection carries it."""
+        session = self.publishers.get((drone_id, kind))
+        if session is None:
+            return False
+        self._forget_publisher(session)
+        await self._close_publisher(session, "publisher ended")
+        return True
 
     # --- feeds from outside WebRTC (RTSP cameras) -----------------------------------------
 
@@ -360,7 +414,8 @@ class VideoHub:
     async def _close_publisher(self, session: PublisherSession, why: str) -> None:
         for feed in session.feeds.values():
             feed.close()
-            self.feeds.pop(feed.key, None)
+            if self.feeds.get(feed.key) is feed:
+                self.feeds.pop(feed.key, None)
         for viewer in [v for v in self.viewers.values() if v.drone_id == session.drone_id and v.kind in session.feeds]:
             await self.leave(viewer.id)
         await session.pc.close()
@@ -404,11 +459,12 @@ class VideoHub:
 
                 if self._media_relay is None:
                     self._media_relay = MediaRelay()
-                track = self._media_relay.subscribe(self.publishers[drone_id].decoded_tracks[kind])
+                track = self._media_relay.subscribe(self.publishers[(drone_id, kind)].decoded_tracks[kind])
                 forward_keyframes = False
             viewer.tracks.append(track)
             pc.addTrack(track)
             transceiver.direction = "sendonly"
+            _silence_audio(pc)
             if forward_keyframes:
                 aiortc_hooks.redirect_keyframe_requests(transceiver.sender, feed.request_keyframe)
             answer = await pc.createAnswer()
@@ -436,7 +492,7 @@ class VideoHub:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for drone_id in list(self.publishers):
+        for drone_id in {d for d, _ in self.publishers}:
             await self.close_drone(drone_id)
         for drone_id, kind in list(self.ingests):
             await self.stop_ingest(drone_id, kind)
@@ -459,7 +515,7 @@ class VideoHub:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "publishers": len(self.publishers),
+            "publishers": len({id(s) for s in self.publishers.values()}),
             "feeds": len(self.feeds),
             "viewers": len(self.viewers),
             "forwarded_streams": sum(len(f.subscribers) for f in self.feeds.values()),

@@ -80,7 +80,7 @@ class VideoService:
                     task = self._ingest_tasks.pop(drone_id, None)
                     if task is not None:
                         task.cancel()
-                    if drone_id in self.hub.publishers or any(d == drone_id for d, _ in self.hub.ingests):
+                    if self.hub.publishing(drone_id) or any(d == drone_id for d, _ in self.hub.ingests):
                         log.info("video: %s is on the ground; ending its feeds", drone_id)
                         await self.hub.close_drone(drone_id)
                 elif state in INGEST_STATES and drone_id is not None:
@@ -91,7 +91,7 @@ class VideoService:
     # --- camera streams pulled over RTSP ---------------------------------------------------
 
     def _maybe_ingest(self, drone_id: str) -> None:
-        if self.cameras is None or drone_id in self._ingest_tasks or drone_id in self.hub.publishers:
+        if self.cameras is None or drone_id in self._ingest_tasks or self.hub.publishing(drone_id):
             return
         if any(d == drone_id for d, _ in self.hub.ingests):
             return

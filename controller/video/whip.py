@@ -7,10 +7,14 @@ This module only names the connections as HTTP resources and decides what a seco
 - A WHIP resource is the drone's publishing connection. Its id is random (the URL is not guessable) and is
   kept beside the hub's session in a WeakKeyDictionary: when the hub drops the session (DELETE, landing,
   replacement, a failed connection, shutdown) the resource is gone too, with nothing to clean up here.
-- The hub holds one publishing connection per drone. A WHIP POST for a feed whose drone already publishes
-  only that camera replaces the connection (as /video/publish does: a drone that rebooted in flight gets
-  its picture back at once; the old resource then answers 404). If the drone's connection also carries
-  another camera, replacing it would cut that feed: 409, nothing changed.
+- The hub holds a publishing connection per camera, so a drone publishes visible and thermal as two WHIP
+  resources (as real airframes and WHIP encoders do), and DELETE of one leaves the other camera live.
+  A WHIP POST for a camera that already has a connection of its own replaces it (as /video/publish does:
+  a drone that rebooted in flight gets its picture back at once; the old resource then answers 404). If
+  that camera's connection also carries another camera (a /video/publish connection with both), replacing
+  it would cut that feed: 409, nothing changed.
+- Offers with an audio section (OBS always sends one) are accepted; the audio is answered inactive and
+  never relayed.
 - A WHEP resource is a hub viewer; its id is the viewer id (the same as /api/v1/video/viewers/{id}).
 """
 
@@ -50,7 +54,7 @@ def publisher_kinds(session: PublisherSession) -> set[str]:
 
 
 def whip_session(hub: VideoHub, drone_id: str, kind: str, resource_id: str) -> PublisherSession | None:
-    session = hub.publishers.get(drone_id)
+    session = hub.publisher_for(drone_id, kind)
     if session is not None and _resources.get(session) == (resource_id, kind):
         return session
     return None
@@ -59,8 +63,8 @@ def whip_session(hub: VideoHub, drone_id: str, kind: str, resource_id: str) -> P
 async def whip_publish(hub: VideoHub, drone_id: str, kind: str, offer_sdp: str) -> tuple[str, str]:
     """Accept a WHIP offer for one camera; returns (resource id, answer SDP).
 
-    Raises BadOffer (nothing opened or replaced), PublishConflict (the drone's connection carries another
-    camera) or VideoError (negotiation failed).
+    Raises BadOffer (nothing opened or replaced), PublishConflict (this camera's current connection carries
+    another camera too, or the camera is pulled over RTSP) or VideoError (negotiation failed).
     """
     if kind not in KINDS:
         raise BadOffer(f"unknown camera kind {kind!r}; expected one of {', '.join(KINDS)}", "kind")
@@ -72,16 +76,16 @@ async def whip_publish(hub: VideoHub, drone_id: str, kind: str, offer_sdp: str) 
         raise BadOffer(f"a WHIP offer carries one camera ({kind}): one video section, not several", "sdp") from None
     if (drone_id, kind) in getattr(hub, "ingests", {}):
         raise PublishConflict(f"{drone_id}'s {kind} feed is pulled from its camera's own stream (RTSP)")
-    current = hub.publishers.get(drone_id)
+    current = hub.publisher_for(drone_id, kind)
     if current is not None:
         others = sorted(publisher_kinds(current) - {kind})
         if others:
             raise PublishConflict(
-                f"{drone_id} publishes {', '.join(others)} over its current connection; a WHIP publish of {kind} "
-                "would end it (one publishing connection per drone): end that connection first"
+                f"{drone_id}'s {kind} camera shares its connection with {', '.join(others)}; a WHIP publish of "
+                f"{kind} would end that connection and cut {', '.join(others)}: end that connection first"
             )
     answer = await hub.publish(drone_id, offer_sdp, [kind])
-    session = hub.publishers.get(drone_id)
+    session = hub.publisher_for(drone_id, kind)
     local = session.pc.localDescription if session is not None else None
     if session is None or local is None or local.sdp != answer:
         # another publish for this drone replaced ours while it was being negotiated
@@ -90,11 +94,11 @@ async def whip_publish(hub: VideoHub, drone_id: str, kind: str, offer_sdp: str) 
 
 
 async def whip_end(hub: VideoHub, drone_id: str, kind: str, resource_id: str) -> bool:
-    """DELETE of a WHIP resource: the drone's feeds end and their viewers are let go."""
+    """DELETE of a WHIP resource: its camera's feed ends and its viewers are let go; the drone's other
+    cameras (their own connections, or pulled over RTSP) go on."""
     if whip_session(hub, drone_id, kind, resource_id) is None:
         return False
-    await hub.close_drone(drone_id)
-    return True
+    return await hub.unpublish(drone_id, kind)
 
 
 def whep_viewer(hub: VideoHub, drone_id: str, kind: str, viewer_id: str) -> ViewerSession | None:

@@ -269,7 +269,8 @@ async def test_from_position_needs_both_halves(client: httpx.AsyncClient) -> Non
         ("v=0\r\n" * 3, "sdp", "no video section"),
         ("hello, this is not SDP", "sdp", "no video section"),
         (SDP + "m=video abc UDP/TLS/RTP/SAVPF 96\r\n", "sdp", "not a valid SDP offer"),
-        (SDP + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n", "sdp", "only video"),
+        (SDP + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n", "sdp", "no video section"),
+        (SDP + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n", "sdp", "only video"),
         (SDP + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n", "sdp", "ICE credentials"),
     ],
 )
@@ -317,10 +318,10 @@ async def test_a_junk_offer_does_not_end_the_drones_live_connection() -> None:
     hub = VideoHub()
     try:
         await hub.publish("D1", await offer(), ["visible"])
-        session = hub.publishers["D1"]
+        session = hub.publisher_for("D1", "visible")
         with pytest.raises(VideoError):
             await hub.publish("D1", "v=0\r\n", ["visible"])
-        assert hub.publishers["D1"] is session and session.pc.connectionState != "closed"
+        assert hub.publisher_for("D1", "visible") is session and session.pc.connectionState != "closed"
     finally:
         await hub.close()
     assert hub.stats()["publishers"] == 0

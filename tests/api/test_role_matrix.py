@@ -255,7 +255,7 @@ async def world(tmp: Path, offer: str) -> AsyncIterator[World]:
             viewer = ViewerSession("v900001", "pilot:pilot-a", DRONE_A, "visible", RTCPeerConnection())
             rt.video.hub.viewers[viewer.id] = viewer
             publisher = PublisherSession(DRONE_A, RTCPeerConnection())  # drone A's WHIP resource (no media yet)
-            rt.video.hub.publishers[DRONE_A] = publisher
+            rt.video.hub.publishers[(DRONE_A, "visible")] = publisher
             whip.register(publisher, "visible", "w900001")
             await rt.center.commands.warn_offers([m.id])  # an alert of station A's: its offer is about to expire
             alert = await rt.db.read(lambda c: rt.db.query_alerts(c, kinds=["offer_expiring"], limit=1))

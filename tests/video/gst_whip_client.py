@@ -5,11 +5,13 @@ Runs under Debian's /usr/bin/python3 with python3-gi (gir1.2-gst-plugins-bad-1.0
 for ICE). Debian bookworm's own `whip-client` (simple-whip-client) cannot be used: it links libsoup 2 while libnice
 pulls in libsoup 3, and it aborts ("libsoup2 symbols detected") when its pipeline starts.
 
-    gst_whip_client.py URL TOKEN [vp8|h264]
+    gst_whip_client.py URL TOKEN [vp8|h264] [audio]
 
-Publishes a 320x240 15 fps test pattern: one offer with its candidates (no trickle), POST application/sdp, the
-answer applied. Prints one JSON line {"status", "location", "etag", "content_type"} (or {"status", "body"} when
-refused, then exits 2); on SIGTERM/SIGINT it DELETEs the resource, prints {"deleted": status} and exits 0.
+Publishes a 320x240 15 fps test pattern (with `audio`, an Opus sine tone too, as OBS always sends audio): one
+offer with its candidates (no trickle), POST application/sdp, the answer applied. Prints one JSON line
+{"status", "location", "etag", "content_type", "audio"} ("audio": the answer's direction for the audio section,
+or null) (or {"status", "body"} when refused, then exits 2); on SIGTERM/SIGINT it DELETEs the resource, prints
+{"deleted": status} and exits 0.
 """
 
 from __future__ import annotations
@@ -42,15 +44,36 @@ def say(**what: object) -> None:
     print(json.dumps(what), flush=True)
 
 
+def audio_direction(sdp: str) -> str | None:
+    """The answer's audio section: "rejected" (port 0), its a= direction, or None without one."""
+    for section in sdp.replace("\r\n", "\n").split("\nm=")[1:]:
+        lines = section.split("\n")
+        if lines[0].startswith("audio"):
+            if lines[0].split()[1] == "0":
+                return "rejected"
+            for line in lines:
+                if line in ("a=inactive", "a=sendonly", "a=recvonly", "a=sendrecv"):
+                    return line[2:]
+            return "sendrecv"
+    return None
+
+
 def main() -> int:
     url, token = sys.argv[1], sys.argv[2]
     codec = sys.argv[3] if len(sys.argv) > 3 else "vp8"
+    audio = len(sys.argv) > 4 and sys.argv[4] == "audio"
     Gst.init(None)
     pipeline = Gst.parse_launch(
         "webrtcbin name=send bundle-policy=max-bundle "
         "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! "
-        f"queue ! {ENCODERS[codec]} ! send."
+        f"queue ! {ENCODERS[codec]} ! send.sink_0"
+        + (
+            " audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! queue ! opusenc ! rtpopuspay pt=111 ! "
+            "application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! send.sink_1"
+            if audio else ""
+        )
     )
+    sinks = ["sink_0", "sink_1"] if audio else ["sink_0"]
     webrtc = pipeline.get_by_name("send")
     loop = GLib.MainLoop()
     state: dict[str, object] = {"location": None, "code": 0, "posted": False}
@@ -88,7 +111,8 @@ def main() -> int:
         answer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, message)
         webrtc.emit("set-remote-description", answer, None)
         state["location"] = urllib.parse.urljoin(url, headers.get("Location", ""))
-        say(status=status, location=headers.get("Location"), etag=headers.get("ETag"), content_type=headers.get("Content-Type"))
+        say(status=status, location=headers.get("Location"), etag=headers.get("ETag"), content_type=headers.get("Content-Type"),
+            audio=audio_direction(body))
 
     def on_gathering(*_: object) -> None:
         if webrtc.get_property("ice-gathering-state") == GstWebRTC.WebRTCICEGatheringState.COMPLETE:
@@ -104,9 +128,10 @@ def main() -> int:
 
     def make_offer() -> bool:
         """Once the encoder's caps have reached webrtcbin (before that its offer would be empty)."""
-        pad = webrtc.get_static_pad("sink_0")
-        if pad is None or pad.get_current_caps() is None:
-            return True  # keep polling
+        for name in sinks:
+            pad = webrtc.get_static_pad(name)
+            if pad is None or pad.get_current_caps() is None:
+                return True  # keep polling
         webrtc.emit("create-offer", None, Gst.Promise.new_with_change_func(on_offer))
         return False
 
@@ -119,9 +144,10 @@ def main() -> int:
 
     webrtc.connect("notify::ice-gathering-state", on_gathering)
     pipeline.set_state(Gst.State.PLAYING)
-    transceiver = webrtc.emit("get-transceiver", 0)
-    if transceiver is not None:
-        transceiver.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
+    for i in range(len(sinks)):
+        transceiver = webrtc.emit("get-transceiver", i)
+        if transceiver is not None:
+            transceiver.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
     GLib.timeout_add(100, make_offer)
     GLib.timeout_add_seconds(10, lambda: post_offer() and False)  # ICE gathering never completed: send what there is
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -94,3 +94,41 @@ async def test_gstreamer_webrtcbin_publishes_over_whip(gstreamer, codec: str, ru
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_gstreamer_publishes_two_cameras_one_with_audio(gstreamer, runtime: Runtime, live_url: str) -> None:  # noqa: ANN001
+    """As an airframe (or OBS) does: one WHIP resource per camera, audio offered and answered inactive; ending the
+    visible camera's resource leaves the thermal one publishing."""
+    hub = runtime.video.hub
+    procs = {}
+    try:
+        for kind, codec, extra in (("visible", "vp8", ["audio"]), ("thermal", "h264", [])):
+            procs[kind] = await asyncio.create_subprocess_exec(
+                SYSTEM_PYTHON, str(CLIENT), f"{live_url}/api/v1/whip/{DRONE}/{kind}", TOKEN["drone_a1"], codec, *extra,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+        answers = {}
+        for kind, proc in procs.items():
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert line, (await proc.stderr.read()).decode()[-2000:]
+            answers[kind] = json.loads(line)
+            assert answers[kind]["status"] == 201, answers[kind]
+        assert answers["visible"]["audio"] == "inactive" and answers["thermal"]["audio"] is None
+        await until(lambda: {(DRONE, "visible"), (DRONE, "thermal")} <= set(hub.feeds), 15, "both cameras' feeds")
+        visible, thermal = hub.feeds[(DRONE, "visible")], hub.feeds[(DRONE, "thermal")]
+        await until(lambda: visible.frames >= 20 and thermal.frames >= 20, 15, "frames from both cameras")
+        assert (visible.codec, thermal.codec) == ("VP8", "H264") and hub.stats()["publishers"] == 2
+        procs["visible"].send_signal(signal.SIGTERM)
+        assert json.loads(await asyncio.wait_for(procs["visible"].stdout.readline(), 10)) == {"deleted": 204}
+        assert await asyncio.wait_for(procs["visible"].wait(), 10) == 0
+        assert (DRONE, "visible") not in hub.feeds and hub.feeds.get((DRONE, "thermal")) is thermal
+        seen = thermal.frames
+        await until(lambda: thermal.frames >= seen + 15, 15, "thermal frames after the visible camera ended")
+        procs["thermal"].send_signal(signal.SIGTERM)
+        assert json.loads(await asyncio.wait_for(procs["thermal"].stdout.readline(), 10)) == {"deleted": 204}
+        await until(lambda: idle(hub), 5, "the hub to empty")
+    finally:
+        for proc in procs.values():
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
 from controller.runtime import Runtime
 from tests import support
@@ -53,8 +53,8 @@ async def publisher_offer(tracks: int = 1, codec: str = "vp8", audio: bool = Fal
     prefs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in (f"video/{codec}", "video/rtx")]
     for _ in range(tracks):
         pc.addTransceiver(VideoStreamTrack(), direction="sendonly").setCodecPreferences(prefs)
-    if audio:
-        pc.addTransceiver("audio", direction="sendonly")
+    if audio:  # a real audio track, as an encoder such as OBS has
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     return pc
 
@@ -173,7 +173,7 @@ async def test_refusals_open_nothing(runtime: Runtime, live_url: str) -> None:
             "not utf-8": b"v=0\r\n\xff\xfe",
             "no media": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
             "two cameras": (await publisher_offer(tracks=2)).localDescription.sdp,
-            "audio too": (await publisher_offer(audio=True)).localDescription.sdp,
+            "audio only": (await publisher_offer(tracks=0, audio=True)).localDescription.sdp,
         }
         for name, body in junk.items():
             r = await c.post(url, content=body, headers=sdp_headers("drone_a1"))
@@ -216,7 +216,7 @@ async def test_refusals_open_nothing(runtime: Runtime, live_url: str) -> None:
     assert idle(hub), hub.stats()
 
 
-async def test_second_publisher_replaces_the_same_feed_409_for_another_camera(runtime: Runtime, live_url: str) -> None:
+async def test_second_publisher_replaces_the_same_feed_other_cameras_go_on(runtime: Runtime, live_url: str) -> None:
     hub = runtime.video.hub
     async with httpx.AsyncClient(base_url=live_url, timeout=20) as c:
         first = await whip(c)
@@ -235,13 +235,34 @@ async def test_second_publisher_replaces_the_same_feed_409_for_another_camera(ru
         assert viewer.response.status_code == 201
         await until(lambda: viewer.frames >= 3, 15, "H.264 frames at the viewer")
 
-        # another camera while this connection carries visible: 409, the visible feed untouched
+        # another camera: its own resource and connection beside the visible one, which goes on
         other = await whip(c, kind="thermal")
-        assert other.response.status_code == 409, other.response.text
-        assert other.response.json()["error"] == "conflict" and "visible" in other.response.json()["detail"]
-        assert (DRONE, "visible") in hub.feeds and hub.stats()["viewers"] == 1
+        assert other.response.status_code == 201, other.response.text
+        assert other.location.startswith(f"/api/v1/whip/{DRONE}/thermal/w")
+        await until(lambda: (DRONE, "thermal") in hub.feeds, 10, "the thermal feed")
+        assert hub.stats()["publishers"] == 2 and hub.stats()["viewers"] == 1
+        assert hub.publisher_for(DRONE, "visible") is not hub.publisher_for(DRONE, "thermal")
+        # replacing the thermal camera's connection leaves the visible feed and its viewer alone
+        visible_feed, thermal_feed = hub.feeds[(DRONE, "visible")], hub.feeds[(DRONE, "thermal")]
+        seen = viewer.frames
+        third = await whip(c, kind="thermal")
+        assert third.response.status_code == 201, third.response.text
+        await until(lambda: hub.feeds.get((DRONE, "thermal")) not in (None, thermal_feed), 10, "the new thermal feed")
+        assert hub.feeds[(DRONE, "visible")] is visible_feed and not visible_feed.closed
+        assert (await c.delete(other.location, headers=auth("drone_a1"))).status_code == 404  # replaced
+        await until(lambda: viewer.frames >= seen + 5, 15, "visible frames across the thermal replacement")
+        # DELETE of the visible resource ends visible only; the thermal camera publishes on
         assert (await c.delete(second.location, headers=auth("drone_a1"))).status_code == 204
+        assert (DRONE, "visible") not in hub.feeds and (DRONE, "thermal") in hub.feeds
+        assert hub.stats()["viewers"] == 0 and hub.stats()["publishers"] == 1
+        assert not hub.feeds[(DRONE, "thermal")].closed
+        thermal_viewer = await whep(c, "commander", kind="thermal")
+        assert thermal_viewer.response.status_code == 201, thermal_viewer.response.text
+        await until(lambda: thermal_viewer.frames >= 3, 15, "thermal frames at the viewer")
+        # landing (close_drone) ends every camera's connection
+        await hub.close_drone(DRONE)
         assert idle(hub), hub.stats()
+        assert (await c.delete(third.location, headers=auth("drone_a1"))).status_code == 404
 
         # a connection from /video/publish carrying both cameras: a WHIP publish of one of them is 409
         both = await publisher_offer(tracks=2)
@@ -254,10 +275,44 @@ async def test_second_publisher_replaces_the_same_feed_409_for_another_camera(ru
         await until(lambda: len(hub.feeds) == 2, 10, "both feeds")
         again = await whip(c, kind="visible")
         assert again.response.status_code == 409 and len(hub.feeds) == 2
+        assert again.response.json()["error"] == "conflict" and "thermal" in again.response.json()["detail"]
         await hub.close_drone(DRONE)
-        for p in (first, second, viewer, other, again):
+        for p in (first, second, viewer, other, third, thermal_viewer, again):
             await p.close()
         await both.close()
+    assert idle(hub), hub.stats()
+
+
+def audio_sections(sdp: str) -> list[list[str]]:
+    sections = [chunk.split("\r\n") for chunk in sdp.split("\r\nm=")[1:]]
+    return [s for s in sections if s[0].startswith("audio")]
+
+
+async def test_whip_offer_with_audio_is_answered_inactive_and_not_relayed(runtime: Runtime, live_url: str) -> None:
+    """WHIP encoders such as OBS always offer audio: the video is taken, the audio section answered inactive."""
+    hub = runtime.video.hub
+    async with httpx.AsyncClient(base_url=live_url, timeout=20) as c:
+        pc = await publisher_offer(audio=True)
+        offer = pc.localDescription.sdp
+        assert len(audio_sections(offer)) == 1 and "a=sendonly" in audio_sections(offer)[0]
+        r = await c.post(f"/api/v1/whip/{DRONE}/visible", content=offer, headers=sdp_headers("drone_a1"))
+        assert r.status_code == 201, r.text
+        (audio,) = audio_sections(r.text)
+        assert "a=inactive" in audio, audio  # same m-line order as the offer, audio refused (RFC 3264 §6)
+        await pc.setRemoteDescription(RTCSessionDescription(r.text, "answer"))
+        audio_t = next(t for t in pc.getTransceivers() if t.kind == "audio")
+        assert audio_t.currentDirection == "inactive"  # so the publisher sends no audio
+        await until(lambda: (DRONE, "visible") in hub.feeds, 10, "the video feed")
+        session = hub.publisher_for(DRONE, "visible")
+        server_audio = next(t for t in session.pc.getTransceivers() if t.kind == "audio")
+        assert server_audio.currentDirection == "inactive"
+        viewer = await whep(c, "commander")
+        assert viewer.response.status_code == 201
+        await until(lambda: viewer.frames >= 5, 15, "video frames from a publisher that offered audio")
+        assert set(session.feeds) == {"visible"} and set(hub.feeds) == {(DRONE, "visible")}
+        assert (await c.delete(r.headers["location"], headers=auth("drone_a1"))).status_code == 204
+        await viewer.close()
+        await pc.close()
     assert idle(hub), hub.stats()
 
 

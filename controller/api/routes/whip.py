@@ -153,7 +153,7 @@ def _preflight(methods: str, accept_post: bool) -> Response:
     status_code=201,
     response_class=Response,
     responses={**_created("publishing"), **responses(*AUTH, 404, 409, *BODY, 503)},
-    openapi_extra=_sdp_body("the publisher's SDP offer: one video section (VP8 or H264), ICE candidates included"),
+    openapi_extra=_sdp_body("the publisher's SDP offer: one video section (VP8 or H264), ICE candidates included; an audio section is answered inactive"),
 )
 async def whip_publish(
     request: Request,
@@ -164,9 +164,11 @@ async def whip_publish(
 ) -> Response:
     """WHIP ingest (RFC 9725): publish one camera of a drone; a drone's token publishes only its own cameras.
 
-    201 with the answer and `Location` (DELETE it to stop). A second publish of the same camera replaces the
-    connection (the old resource then answers 404); 409 if the drone's current connection carries another
-    camera. 415 when the body is not application/sdp; 422 for an offer the relay cannot use (nothing is opened
+    201 with the answer and `Location` (DELETE it to stop). Each camera is its own resource (visible and
+    thermal publish side by side). A second publish of the same camera replaces its connection (the old
+    resource then answers 404); 409 if that connection also carries another camera (a /video/publish one)
+    or the camera is pulled over RTSP. An audio section in the offer is answered inactive, never relayed.
+    415 when the body is not application/sdp; 422 for an offer the relay cannot use (nothing is opened
     or replaced); 404 unknown drone. No trickle ICE: put the candidates in the offer."""
     if who.role is Role.DRONE and who.drone_id != drone_id:
         raise Forbidden(f"this token belongs to drone {who.drone_id}, not {drone_id}")
@@ -194,7 +196,7 @@ async def whip_end(
     rt: Runtime = Depends(runtime),
     who: Principal = Depends(require(Role.DRONE, Role.ADMIN)),
 ) -> Response:
-    """End a WHIP publish: the drone's feeds close and their viewers are let go."""
+    """End a WHIP publish: that camera's feed closes and its viewers are let go (the drone's other cameras go on)."""
     if who.role is Role.DRONE and who.drone_id != drone_id:
         raise Forbidden(f"this token belongs to drone {who.drone_id}, not {drone_id}")
     hub = _video(rt).hub

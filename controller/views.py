@@ -286,6 +286,10 @@ class FlightOut(TypedDict):
     alt_m: float | None
     ground_speed_ms: float | None
     heading_deg: float | None
+    gimbal_pitch_deg: Annotated[
+        float | None, Field(description="the camera mount's pitch in degrees (0 level, -90 straight down) as the "
+                            "vehicle reports it (GIMBAL_DEVICE_ATTITUDE_STATUS); null when it reports none")
+    ]
     battery_pct: float | None
     mode: Annotated[str | None, Field(description="the vehicle's flight mode (ArduCopter's name)")]
     armed: bool

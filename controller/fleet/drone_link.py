@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 GCS_SYSID = 255
 GCS_COMPID = 190
+#: MAV_COMP_ID_GIMBAL and MAV_COMP_ID_GIMBAL2..6: a MAVLink gimbal reports its attitude from one of these.
+GIMBAL_COMPONENTS = frozenset({154, 171, 172, 173, 174, 175})
 #: No message for this long and the link counts as lost (checked 4 times a second: detected within 3 s).
 LINK_TIMEOUT_S = 2.5
 #: Lost this long with the socket still open: drop it and reconnect.
@@ -254,6 +256,8 @@ class DroneLink:
             # (a camera's HEARTBEAT carries no flight mode), but its answers may be awaited.
             if kind == "HEARTBEAT":
                 self.components[msg.get_srcComponent()] = (msg.type, now)
+            elif kind == "GIMBAL_DEVICE_ATTITUDE_STATUS" and msg.get_srcComponent() in GIMBAL_COMPONENTS:
+                self.telemetry.apply(msg, now)  # a MAVLink gimbal reporting its own attitude: the camera's pitch
             self._resolve_waiters(msg)
             return
         self.last_rx = now

@@ -81,6 +81,8 @@ class FlightView:
     route: tuple[tuple[float, float], ...]
     #: Recent positions (lat, lon, alt), oldest first.
     track: tuple[tuple[float, float, float], ...]
+    #: The camera mount's pitch (degrees, -90 straight down) as the vehicle reports it; None if it reports none.
+    gimbal_pitch_deg: float | None = None
 
 
 def vehicle_report(link: DroneLink, now: float) -> VehicleReport | None:
@@ -390,6 +392,7 @@ class FleetService:
             phase=runner.phase.value if runner is not None else None,
             piloted=bool(runner and runner.piloted), paused_sweep=bool(runner and runner.pilot and runner.pilot.paused_sweep),
             target=target, route=tuple(route), track=tuple(self._tracks.get(drone_id, ())),
+            gimbal_pitch_deg=t.gimbal_pitch_deg,
         )
 
     # --- LinkListener ---------------------------------------------------------------

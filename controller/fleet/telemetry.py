@@ -42,6 +42,9 @@ class Telemetry:
     roll_deg: float | None = None
     pitch_deg: float | None = None
     yaw_deg: float | None = None
+    #: The camera mount's pitch in degrees (0 level, -90 straight down), from GIMBAL_DEVICE_ATTITUDE_STATUS: how
+    #: ArduCopter reports a servo mount (from the autopilot, gimbal_device_id 1) and a MAVLink gimbal reports itself.
+    gimbal_pitch_deg: float | None = None
     #: Monotonic time of the last message of each kind, for freshness checks.
     last: dict[str, float] = field(default_factory=dict)
     #: Recent STATUSTEXTs (severity, text), newest last, for the mission timeline and operator.
@@ -73,6 +76,7 @@ class Telemetry:
             "battery_pct": self.battery_pct,
             "gps_fix": self.gps_fix,
             "ekf_ok": self.ekf_ok,
+            "gimbal_pitch_deg": self.gimbal_pitch_deg,
         }
 
 
@@ -136,6 +140,24 @@ def _attitude(t: Telemetry, m: Any) -> None:
     t.yaw_deg = math.degrees(m.yaw) % 360.0
 
 
+def quaternion_pitch_deg(q: Any) -> float | None:
+    """Pitch (degrees, nose/lens up positive) of a MAVLink quaternion [w, x, y, z]; None if it holds NaN."""
+    w, x, y, z = (float(v) for v in q)
+    if any(math.isnan(v) for v in (w, x, y, z)):
+        return None
+    return math.degrees(math.asin(max(-1.0, min(1.0, 2.0 * (w * y - z * x)))))
+
+
+def _gimbal_attitude(t: Telemetry, m: Any) -> None:
+    # gimbal_device_id: 0 the sender is the gimbal device itself, 1..6 a gimbal the autopilot drives (its servo
+    # mount is 1). Only the first gimbal is the camera's (a second one would need a per-gimbal field).
+    if m.gimbal_device_id not in (0, 1):
+        return
+    pitch = quaternion_pitch_deg(m.q)
+    if pitch is not None:
+        t.gimbal_pitch_deg = round(pitch, 2)
+
+
 def _mission_current(t: Telemetry, m: Any) -> None:
     t.mission_seq = m.seq
 
@@ -162,6 +184,7 @@ _HANDLERS = {
     "HOME_POSITION": _home,
     "WIND": _wind,
     "ATTITUDE": _attitude,
+    "GIMBAL_DEVICE_ATTITUDE_STATUS": _gimbal_attitude,
     "MISSION_CURRENT": _mission_current,
     "MISSION_ITEM_REACHED": _item_reached,
     "STATUSTEXT": _statustext,

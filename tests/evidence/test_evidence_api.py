@@ -219,3 +219,45 @@ async def test_a_recording_left_open_by_a_stop_is_marked_interrupted_at_start(wo
     await rt.evidence._close_interrupted()
     left = await recording_row(rt, "REC-OPEN")
     assert left["status"] == "interrupted" and left["ended_at"] is not None
+
+
+async def test_the_sidecar_carries_the_gimbal_pitch_the_vehicle_reports(world) -> None:
+    """A position report from the fleet's link (Telemetry folded from wire bytes, as DroneLink folds them):
+    the sidecar and the track have the mount's pitch from ArduCopter's GIMBAL_DEVICE_ATTITUDE_STATUS."""
+    import math
+
+    from pymavlink.dialects.v20 import ardupilotmega as mavlink2
+
+    from controller.fleet.telemetry import Telemetry
+    from controller.video.feed import Feed
+    from tests.evidence.frames import frames
+
+    rt, client, ids = world
+    sink = type("Sink", (), {"data": bytearray(), "write": lambda self, b: self.data.extend(b)})()
+    autopilot = mavlink2.MAVLink(sink, srcSystem=1, srcComponent=1)
+    half, nan = math.radians(-45.0) / 2, float("nan")
+    autopilot.gimbal_device_attitude_status_send(0, 0, 1000, 44, [math.cos(half), 0, math.sin(half), 0], nan, nan, nan, 0, nan, nan, 1)
+    (msg,) = mavlink2.MAVLink(None).parse_buffer(bytes(sink.data))
+    t = Telemetry(lat=32.06, lon=118.79, alt_rel_m=40.0, alt_amsl_m=50.0, heading_deg=90.0)
+    t.apply(msg, 0.0)
+    assert t.gimbal_pitch_deg == -45.0
+
+    feed = Feed(DRONE_A, "visible", "VP8", lambda: None)
+    handle = rt.evidence.attach(feed, mission_id=ids["mission"])
+    for i, f in enumerate(frames("VP8", 20, capture0=1_790_000_100.0)):
+        feed.push(f)
+        if i == 5:
+            rt.evidence.position(DRONE_A, t)
+    rt.evidence.detach(DRONE_A, "visible")
+
+    async def ended() -> bool:
+        row = await recording_row(rt, handle.meta.id)
+        return row is not None and row["ended_at"] is not None
+
+    await wait_for(ended)
+    sidecars = sorted((rt.evidence.root / handle.meta.id).glob("*.jsonl"))
+    poses = [json.loads(line) for p in sidecars for line in p.read_text().splitlines() if '"pose"' in line]
+    # (a segment opened later starts with the last pose again)
+    assert poses and {(p["gimbal_pitch_deg"], p["heading_deg"], p["alt_m"]) for p in poses} == {(-45.0, 90.0, 40.0)}
+    track = (await client.get(f"/api/v1/evidence/recordings/{handle.meta.id}/track", headers=support.auth("commander"))).json()
+    assert track["poses"] and {p["gimbal_pitch_deg"] for p in track["poses"]} == {-45.0}

@@ -59,6 +59,8 @@ def build(rec_type: str, fields: dict[str, Any]) -> Any:
         value = fields.get(name, 0)
         if kind == "char" and isinstance(value, str):
             value = value.encode()
+        elif kind in ("float", "double") and isinstance(value, str):
+            value = float(value)  # "nan" (JSON has no NaN: the recorder wrote it as a string)
         values[name] = value
     return cls(**values)
 

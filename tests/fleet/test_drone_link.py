@@ -8,6 +8,7 @@ parsed back and compared with what the recording's ground station sent.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -790,3 +791,55 @@ async def test_a_forged_frame_cannot_lock_out_the_real_vehicle(make_rig: Factory
     assert rig.link.rejected_unsigned == 1
     await rig.feed([beat])  # the real vehicle, correctly signed
     assert rig.link.rx_messages == 2
+
+
+# --- the camera mount's pitch ---------------------------------------------------------------------------
+
+
+def gimbal_status(pitch_deg: float, device: int = 1) -> Any:
+    """GIMBAL_DEVICE_ATTITUDE_STATUS as ArduCopter packs it for a servo mount (roll 0, yaw 0, flags 44)."""
+    half = math.radians(pitch_deg) / 2
+    nan = float("nan")
+    return mavlink2.MAVLink_gimbal_device_attitude_status_message(
+        0, 0, 1000, 44, [math.cos(half), 0.0, math.sin(half), 0.0], nan, nan, nan, 0, nan, nan, device
+    )
+
+
+async def test_gimbal_pitch_from_the_recorded_mount_case(rig: Rig) -> None:
+    """ArduCopter's servo mount (MNT1_TYPE 1) reports itself only by GIMBAL_DEVICE_ATTITUDE_STATUS from the
+    autopilot (component 1, gimbal 1): DO_MOUNT_CONTROL to -90, then 0, then -30 as the recording has it."""
+    recs = records("pilot_commands")
+    assert rig.link.telemetry.gimbal_pitch_deg is None
+    await rig.feed(rx("pilot_commands", 0, 60))
+    assert rig.link.telemetry.gimbal_pitch_deg == pytest.approx(-45.0, abs=0.1)
+    start = next(r.index for r in recs if r.type == "CASE" and r.fields.get("case") == "mount")
+    stop = next(r.index for r in recs if r.type == "CASE" and r.fields.get("case") == "roi")
+    seen = []
+    for rec in rx("pilot_commands", start, stop):
+        await rig.feed([rec])
+        if rec.type == "GIMBAL_DEVICE_ATTITUDE_STATUS":
+            assert (rec.sysid, rec.compid, rec.fields["gimbal_device_id"]) == (1, 1, 1)
+            pitch = round(rig.link.telemetry.gimbal_pitch_deg)
+            if not seen or seen[-1] != pitch:
+                seen.append(pitch)
+    assert seen[0] == -45 and seen[1:] == [-90, 0, -30], seen
+    assert rig.link.telemetry.snapshot()["gimbal_pitch_deg"] == pytest.approx(-30.1, abs=0.1)
+
+
+async def test_gimbal_pitch_from_a_mavlink_gimbal_not_from_a_camera_nor_a_second_gimbal(rig: Rig) -> None:
+    await rig.feed(rx("boot_to_armable", 0, 1))
+    t = rig.link.telemetry
+    rig.vehicle.send(gimbal_status(-60.0, device=0), compid=154)  # a MAVLink gimbal (MAV_COMP_ID_GIMBAL) itself
+    await rig.transport.drain()
+    assert t.gimbal_pitch_deg == pytest.approx(-60.0)
+    rig.vehicle.send(gimbal_status(-10.0, device=0), compid=100)  # a camera component: not the mount
+    rig.vehicle.send(gimbal_status(-20.0, device=2))  # the autopilot's second gimbal: not the camera's
+    nan_q = gimbal_status(-5.0)
+    nan_q.q = [float("nan")] * 4  # the mount does not know its attitude
+    rig.vehicle.send(nan_q)
+    await rig.transport.drain()
+    assert t.gimbal_pitch_deg == pytest.approx(-60.0)
+    rig.vehicle.send(gimbal_status(-89.5))
+    await rig.transport.drain()
+    assert t.gimbal_pitch_deg == pytest.approx(-89.5)
+    assert rig.link.components == {}  # a gimbal's status makes no component (only HEARTBEATs do)

@@ -119,9 +119,9 @@ async def send_command(
 
 @router.get("/missions/{mission_id}/flight", response_model=FlightOut, responses=responses(*AUTH, 404, 409, 422, 503))
 async def get_flight(mission_id: MissionId, rt: Runtime = Depends(runtime), who: Principal = Depends(require(*FLYERS))) -> dict:
-    """The flight view of a mission in flight: position, height, speed, heading, battery, the way home (where,
-    battery and time), link, mode, who directs it, the scene, the path ahead and the recent track. No-fly zones
-    are in `/ui-config`; the drone's position also streams as `drone.telemetry` events."""
+    """The flight view of a mission in flight: position, height, speed, heading, camera pitch, battery, the way
+    home (where, battery and time), link, mode, who directs it, the scene, the path ahead and the recent track.
+    No-fly zones are in `/ui-config`; the drone's position also streams as `drone.telemetry` events."""
     view = rt.center.view
     m = view.missions.get(mission_id)
     if m is None:
@@ -140,6 +140,7 @@ async def get_flight(mission_id: MissionId, rt: Runtime = Depends(runtime), who:
     return {
         "mission_id": m.id, "drone_id": m.drone_id, "state": m.state.value,
         "lat": f.lat, "lon": f.lon, "alt_m": f.alt_m, "ground_speed_ms": f.ground_speed_ms, "heading_deg": f.heading_deg,
+        "gimbal_pitch_deg": f.gimbal_pitch_deg,
         "battery_pct": f.battery_pct, "mode": f.mode, "armed": f.armed, "link_up": f.link_up,
         "heartbeat_age_s": f.heartbeat_age_s, "return_to": f.return_to, "return_need_pct": f.return_need_pct,
         "return_s": f.return_s, "phase": f.phase, "piloted": f.piloted, "paused_sweep": f.paused_sweep,

@@ -19,6 +19,7 @@ the link, and it times the acknowledgements.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Sequence
@@ -111,14 +112,28 @@ def gimbal_pitch(pitch_deg: float) -> CommandLong:
 
 async def send(link: DroneLink, requests: Sequence[VehicleRequest], *, timeout: float, retries: int = 2) -> float:
     """Send each request and wait for its confirmation (COMMAND_ACK ACCEPTED, or the PARAM_VALUE echo), in order;
-    returns the milliseconds it all took. Raises the link's CommandRejected / CommandTimeout / LinkDown."""
+    returns the milliseconds it all took. Raises the link's CommandRejected / CommandTimeout / LinkDown.
+
+    Parameter sets next to each other go out together (each echo names its parameter, so they cannot be
+    confused): an orbit's three CIRCLE_* sets cost one round trip instead of three before its reposition."""
     started = time.perf_counter()
+    params: list[ParamSet] = []
+
+    async def flush() -> None:
+        if params:
+            batch = list(params)
+            params.clear()
+            await asyncio.gather(*(link.set_param(p.name, p.value, timeout=timeout, retries=retries) for p in batch))
+
     for r in requests:
         if isinstance(r, CommandInt):
+            await flush()
             await link.command_int(r.command, r.params, r.lat, r.lon, r.alt, frame=r.frame, what=r.what,
                                    timeout=timeout, retries=retries)
         elif isinstance(r, CommandLong):
+            await flush()
             await link.command_long(r.command, r.params, what=r.what, timeout=timeout, retries=retries)
         else:
-            await link.set_param(r.name, r.value, timeout=timeout, retries=retries)
+            params.append(r)
+    await flush()
     return (time.perf_counter() - started) * 1000.0

@@ -396,6 +396,12 @@ async def test_orbit_camera_hold_and_return_from_the_page(browser, tmp_path: Pat
         await f.page.locator("body").press("[")
         await f.page.locator("body").press("[")
         await f.page.wait_for_selector("[data-result=camera].ok:has-text('-65')", timeout=15_000)
+        # ... and the page shows the angle the gimbal itself reports (GIMBAL_DEVICE_ATTITUDE_STATUS), near -65
+        await f.page.wait_for_function(
+            "() => { const m = /camera at (-?\\d+)°/.exec(document.getElementById('pitch-now').textContent);"
+            " return m !== null && Math.abs(Number(m[1]) + 65) <= 6; }",
+            timeout=20_000,
+        )
 
         # H holds where it is; R brings it home.
         await f.page.locator("body").press("h")

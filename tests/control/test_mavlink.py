@@ -89,6 +89,21 @@ async def test_orbit_sets_the_circle_in_centimetres_and_degrees_per_second_then_
     await task
 
 
+async def test_an_orbits_parameter_sets_go_out_together_one_round_trip_not_three(rig: Rig) -> None:
+    sysid3(rig)
+    task = asyncio.create_task(wire.send(rig.link, wire.orbit_setup(LAT, LON, 50.0, 80.0, 6.0, Direction.CW), timeout=0.5))
+    sets = [await rig.vehicle.expect("PARAM_SET") for _ in range(3)]  # all three written before any echo came back
+    names = {(m.param_id if isinstance(m.param_id, str) else m.param_id.decode()).rstrip("\x00") for m in sets}
+    assert names == {"CIRCLE_RADIUS", "CIRCLE_RATE", "CIRCLE_OPTIONS"}
+    assert not task.done()
+    for m in reversed(sets):  # echoes in any order are matched by name
+        name = (m.param_id if isinstance(m.param_id, str) else m.param_id.decode()).rstrip("\x00")
+        rig.vehicle.send(param_value(name, m.param_value))
+    msg = await answer(rig, "COMMAND_INT")  # the reposition only after every echo
+    assert msg.command == mavlink2.MAV_CMD_DO_REPOSITION
+    await task
+
+
 def test_circle_rate_is_capped_and_signed() -> None:
     assert wire.circle_rate_deg_s(100.0, 10.0, Direction.CW) == pytest.approx(5.73, abs=0.01)
     assert wire.circle_rate_deg_s(1.0, 100.0, Direction.CW) == 90.0

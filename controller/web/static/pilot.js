@@ -561,6 +561,8 @@ function renderTelemetry() {
   $("t-mode").textContent = t.mode == null ? (flight.drone?.state || "–") : (MODE[t.mode] || `mode ${t.mode}`) + (t.armed === false ? " · disarmed" : "");
   $("t-hdg").textContent = t.heading_deg == null ? "–" : `${Math.round(t.heading_deg)}° ${compass(t.heading_deg)}`;
   if (!$("alt-set").matches(":focus") && (want ?? alt) != null) $("alt-set").value = Math.round(want ?? alt);
+  const pitch = t.gimbal_pitch_deg ?? info.gimbal_pitch_deg;  // what the gimbal reports, beside the slider's request
+  $("pitch-now").textContent = pitch == null ? "" : `(camera at ${Math.round(pitch)}°)`;
   renderLink();
 }
 

@@ -107,6 +107,7 @@ Inc.renderDetail = () => {
   const search = d.category === "missing_person";
   const area = d.search_area ? (d.search_area.polygon ? `drawn area, ${d.search_area.polygon.length - 1} corners` : `radius ${fmtDistance(d.search_area.radius_m)}`) : "";
   const reasons = ruledOut(d);
+  Cmd.ev?.beforeDetail();  // command-evidence.js: its recordings section is moved into the new rendering below
   box.hidden = false;
   box.innerHTML = `
     <div class="detail-head grade-${d.grade}">
@@ -138,11 +139,14 @@ Inc.renderDetail = () => {
           <td>${escapeHtml(sweep)}</td>
           <td><button type="button" class="small danger-action" data-action="abort" data-mission="${escapeHtml(m.id)}" data-drone="${escapeHtml(m.drone_id)}">Abort…</button></td></tr>`;
       }).join("")}</tbody></table>` : `<p class="muted">No drone on it.</p>`}
+    <div class="rec-slot"></div>
     ${reasons.length ? `<h4>Ruled out</h4><ul class="ruled-out">${reasons.map(([k, v]) => `<li><b>${escapeHtml(k)}</b> ${escapeHtml(v)}</li>`).join("")}</ul>` : ""}
     <h4>Caller reports</h4>
     ${(d.reports || []).length ? `<ul class="reports">${d.reports.map((r) => `<li><span class="muted">${Cmd.timeText(r.received_at)}</span> ${r.caller ? `<b>${escapeHtml(r.caller)}</b>: ` : ""}${escapeHtml(r.text || "(no text)")}</li>`).join("")}</ul>` : `<p class="muted">No caller report.</p>`}
     <h4>Timeline</h4>
     <ol class="timeline">${(d.timeline || []).map((t) => `<li><span class="muted">${Cmd.timeText(t.at)}</span> ${escapeHtml(t.from ? `${t.from} → ${t.to}` : t.to)}${t.reason ? ` · ${escapeHtml(t.reason)}` : ""}${t.actor && t.actor !== "system" ? ` <span class="muted">(${escapeHtml(t.actor)})</span>` : ""}</li>`).join("")}</ol>`;
+  const slot = box.querySelector(".rec-slot");
+  if (Cmd.ev) Cmd.ev.attachTo(slot, d.id); else slot.remove();
 };
 
 $("incident-detail").addEventListener("click", (e) => {

@@ -36,6 +36,9 @@ from controller.video.encoded_frames import VIDEO_CLOCK_HZ, EncodedFrame
 
 log = logging.getLogger(__name__)
 
+#: A drone's capture times further than this from the controller's clock are not believed (receive time is used).
+CLOCK_TRUST_S = 300.0
+
 #: After a write error, the next segment is tried at the first keyframe this many seconds later.
 ERROR_RETRY_S = 10.0
 _TB = Fraction(1, VIDEO_CLOCK_HZ)
@@ -355,9 +358,12 @@ class Recorder:
             self._fail(state, exc, "cannot create the recording")
 
     def _wall(self, frame: EncodedFrame) -> float:
-        if frame.capture_time is not None:
+        """The frame's capture time from the drone's clock when it agrees with ours within CLOCK_TRUST_S,
+        else when it reached the relay: a camera whose clock is wrong must not date the evidence."""
+        received = self.wall_clock() - (time.monotonic() - frame.received)
+        if frame.capture_time is not None and abs(frame.capture_time - received) <= CLOCK_TRUST_S:
             return frame.capture_time
-        return self.wall_clock() - (time.monotonic() - frame.received)
+        return received
 
     def _frame(self, handle: Handle, frame: EncodedFrame) -> None:
         state = handle.state

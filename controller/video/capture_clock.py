@@ -23,6 +23,12 @@ class CaptureClock:
         self._sr: tuple[float, int] | None = None
 
     def observe_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """Take a report's clock pairing, except an NTP time of zero: RFC 3550 (6.4.1) lets a sender with no wall
+        clock yet send that, and aiortc does in the reports before its first frame — taken at its word, frames
+        would be stamped 1900 (the first evidence segment of every recording was, and thermal frames looked
+        for the drone's pose 126 years back)."""
+        if ntp_timestamp == 0:
+            return
         self._sr = (ntp_to_unix(ntp_timestamp), rtp_timestamp)
 
     def capture_time(self, rtp_timestamp: int) -> float | None:

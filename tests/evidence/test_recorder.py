@@ -75,6 +75,20 @@ def test_vp8_segments_play_with_every_frame_and_the_manifest_verifies(tmp_path: 
     assert [k for k, _ in events] == ["segment", "segment", "segment", "finished"]
 
 
+def test_a_capture_clock_far_from_ours_does_not_date_the_evidence(tmp_path: Path, events: list) -> None:
+    # frames stamped from an NTP time of zero (1900), as aiortc's first sender reports once made them
+    r = make(tmp_path, events, segment_s=60.0)
+    h = r.begin(meta())
+    for f in frames("VP8", 15, capture0=-2_208_988_800.0):
+        r.offer_frame(h, f)
+    r.end(h)
+    run(r)
+    r.stop()
+    doc = json.loads((tmp_path / "ev" / "REC-1" / "manifest.json").read_bytes())
+    assert abs(doc["segments"][0]["start_unix"] - T0) < 60  # our clock's time of receipt, not 1900
+    assert doc["segments"][0]["start"].startswith(datetime.fromtimestamp(T0, UTC).strftime("%Y-%m-%d"))
+
+
 @pytest.mark.parametrize("container", ["mkv", "mp4"])
 def test_h264_is_remuxed_not_reencoded(tmp_path: Path, events: list, container: str) -> None:
     r = make(tmp_path, events, h264_container=container)

@@ -70,3 +70,14 @@ def test_capture_clock_from_sender_reports() -> None:
     assert clock.capture_time(90_000 - 9_000) == 1_700_000_000.4
     clock.observe_sender_report(ntp, 0xFFFFFF00)  # RTP timestamps wrap
     assert abs(clock.capture_time(0x100) - (1_700_000_000.5 + 0x200 / 90_000)) < 1e-9
+
+
+def test_a_sender_report_with_no_wall_clock_yet_is_not_a_time() -> None:
+    # aiortc's sender reports before its first frame carry NTP 0 (RFC 3550 6.4.1: "no notion of wallclock")
+    clock = CaptureClock()
+    clock.observe_sender_report(0, 0)
+    assert clock.capture_time(90_000) is None
+    ntp = (1_700_000_000 + 2_208_988_800) << 32
+    clock.observe_sender_report(ntp, 90_000)
+    clock.observe_sender_report(0, 0)  # nor does one replace a real pairing
+    assert clock.capture_time(180_000) == 1_700_000_001.0

@@ -231,6 +231,9 @@ MapView.init = (ui) => {
   MapView.flying = L.layerGroup().addTo(map);
   renderLegend();
   map.setView(ui.centre, 11);
+  // The map's box changes with the layout (panels filling, the video wall's rows, the window): Leaflet only knows
+  // its size from when it was made, so without this, clicks and tiles land where the old box was.
+  new ResizeObserver(() => map.invalidateSize({ pan: false })).observe(map.getContainer());
   map.on("click", (e) => Cmd.onMapClick && Cmd.onMapClick(e));
   map.on("dblclick", (e) => Cmd.onMapDblClick && Cmd.onMapDblClick(e));
 };

@@ -36,8 +36,8 @@ from controller.video.encoded_frames import VIDEO_CLOCK_HZ, EncodedFrame
 
 log = logging.getLogger(__name__)
 
-#: A drone's capture times further than this from the controller's clock are not believed (receive time is used).
-CLOCK_TRUST_S = 300.0
+#: Capture times before this (2020-01-01) are a drone clock that was never set, not a date: receive time is used.
+EARLIEST_CAPTURE_UNIX = 1_577_836_800.0
 
 #: After a write error, the next segment is tried at the first keyframe this many seconds later.
 ERROR_RETRY_S = 10.0
@@ -358,12 +358,11 @@ class Recorder:
             self._fail(state, exc, "cannot create the recording")
 
     def _wall(self, frame: EncodedFrame) -> float:
-        """The frame's capture time from the drone's clock when it agrees with ours within CLOCK_TRUST_S,
-        else when it reached the relay: a camera whose clock is wrong must not date the evidence."""
-        received = self.wall_clock() - (time.monotonic() - frame.received)
-        if frame.capture_time is not None and abs(frame.capture_time - received) <= CLOCK_TRUST_S:
+        """The frame's capture time from the drone's clock, unless it has none or one that cannot be a date of
+        this system (before EARLIEST_CAPTURE_UNIX, e.g. an NTP time of zero): then when it reached the relay."""
+        if frame.capture_time is not None and frame.capture_time >= EARLIEST_CAPTURE_UNIX:
             return frame.capture_time
-        return received
+        return self.wall_clock() - (time.monotonic() - frame.received)
 
     def _frame(self, handle: Handle, frame: EncodedFrame) -> None:
         state = handle.state

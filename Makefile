@@ -48,10 +48,13 @@ system-packages:
 	  fi; \
 	fi
 
+# Two workers (one per core), a whole test file per worker (files share their fixtures' servers and simulators);
+# `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
 # axe-core (the accessibility checks in tests/browser) from the npm registry into tests/browser/.axe/ (git-ignored).
 test: $(VENV)/.installed-dev system-packages
 	@$(BIN)/python -m tests.browser.axe >/dev/null
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/dronefleet bench --list

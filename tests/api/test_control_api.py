@@ -138,8 +138,13 @@ async def test_land_here_ends_the_mission_where_it_is(world) -> None:
     drone = w.rt.center.drones[m.drone_id]
     await w.until(lambda: m.state is MissionState.ABORTED and drone.state is not DroneState.RETURNING, 90, "landed")
     assert m.reason.startswith("landed here by pilot pilot-a at"), m.reason
-    page = w.rt.center.bus.replay_from_memory(0) or []
-    alerts = [e.data["text"] for e in page if e.type == "alert" and e.drone_id == m.drone_id]
-    assert any("landed here by pilot pilot-a" in a and "recover it" in a for a in alerts), alerts
+
+    def alerts() -> list[str]:
+        page = w.rt.center.bus.replay_from_memory(0) or []
+        return [e.data["text"] for e in page if e.type == "alert" and e.drone_id == m.drone_id]
+
+    # the state changes in memory first; its events (the recovery alert among them) are published once committed
+    await w.until(lambda: any("landed here by pilot pilot-a" in a and "recover it" in a for a in alerts()), 30,
+                  "the recovery alert")
     r = await client.post(f"/api/v1/drones/{m.drone_id}/commands", json={"kind": "hold"}, headers=pilot)
     assert r.status_code == 409

@@ -521,8 +521,10 @@ class MissionRunner:
             "target sent", f"scene at {inc.lat:.5f}, {inc.lon:.5f}: climbing on the way to {plan.cruise_m:.0f} m, over it at {plan.scene_m:.0f} m"
         )
         await self._fly_route(inc.lat, inc.lon, "the flight to the scene", self.ctx.profile.arrival_radius_m)
-        await self.reports.flight_on_scene(self.mission.id)
+        # the step first: once the mission shows on scene it may be closed at once, and the recall that follows
+        # would cancel this task before a later step was written
         await self._step("on scene")
+        await self.reports.flight_on_scene(self.mission.id)
 
     async def _on_scene(self) -> None:
         self.phase = Phase.ON_SCENE
@@ -887,8 +889,8 @@ class MissionRunner:
             if not arrived and t.lat is not None:
                 if geo.equirectangular_m(t.lat, t.lon, *scene) <= self.ctx.profile.arrival_radius_m:
                     arrived = True
-                    await self.reports.flight_on_scene(self.mission.id)
                     await self._step("on scene", f"flown there by {p.by}")
+                    await self.reports.flight_on_scene(self.mission.id)
 
     async def _enter_orbit(self, p: PilotState, generation: int) -> None:
         """Over the centre of the orbit of command `generation`: CIRCLE, unless a newer command superseded it.

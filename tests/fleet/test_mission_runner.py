@@ -183,11 +183,11 @@ async def test_normal_mission_reports_every_step_in_order(fly: Fly) -> None:
     vehicle = vehicle_at(SIMPLE, HOME, ready_after_s=0.2, arm_refusals=[["PreArm: Need Position Estimate"]])
     inc = incident(1500.0, 800.0)
     runner = fly(vehicle, reports, mission(), inc, SIMPLE.context(HOME))
-    await reports.wait_until(has("step:on scene"))
+    await reports.wait_until(has("flight_on_scene"))
 
     assert reports.timeline() == [
         "step:preflight", "step:mode", "step:armed", "step:takeoff", "flight_launched", "step:departure height",
-        "step:target sent", "flight_on_scene", "step:on scene",
+        "step:target sent", "step:on scene", "flight_on_scene",
     ]
     steps = reports.steps()
     assert steps["mode"] == ("GUIDED", True)
@@ -217,7 +217,7 @@ async def test_flight_to_the_scene_detours_around_a_zone(fly: Fly) -> None:
     vehicle = vehicle_at(SIMPLE, HOME)
     inc = incident(0.0, 6000.0)  # due north, beyond the square
     fly(vehicle, reports, mission(), inc, SIMPLE.context(HOME))
-    await reports.wait_until(has("step:on scene"))
+    await reports.wait_until(has("flight_on_scene"))
 
     assert "turning points around a no-fly zone" in reports.steps()["detour"][0]
     assert len(vehicle.targets) >= 2
@@ -350,7 +350,7 @@ async def test_battery_below_the_return_floor_raises_a_return(fly: Fly) -> None:
     reports = RecordingReports()
     vehicle = vehicle_at(SIMPLE, HOME)
     runner = fly(vehicle, reports, mission(), incident(1500.0, 800.0), SIMPLE.context(HOME))
-    await reports.wait_until(has("step:on scene"))
+    await reports.wait_until(has("flight_on_scene"))
     opts = runner.return_options()
     assert opts.site is not None and opts.site[0] == HOME
     floor = opts.site_pct + RESERVE + MARGIN
